@@ -1,0 +1,28 @@
+"""Options and helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from traitlens.models import DEFAULT_MODEL
+
+__all__ = ["console", "err_console", "ModelOption", "load_with_status"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+ModelOption = typer.Option(
+    DEFAULT_MODEL,
+    "--model",
+    "-m",
+    help="Built-in name (smollm2-135m-instruct, tiny, gemma-3-270m), a .gguf file, a checkpoint "
+    "directory, or a model name in the local Hugging Face cache.",
+)
+
+
+def load_with_status(spec: str):
+    from traitlens.models import load_model
+
+    with err_console.status(f"loading {spec} ..."):
+        return load_model(spec)

@@ -1,0 +1,87 @@
+"""Load a model as a TransformerLens ``TransformerBridge`` plus tokenizer, from local files only."""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from traitlens.models.fingerprint import ModelFingerprint, hash_state_dict
+from traitlens.models.registry import BUILTIN_MODELS, DEFAULT_MODEL, resolve
+
+__all__ = ["LoadedModel", "ModelFingerprint", "load_model", "DEFAULT_MODEL", "BUILTIN_MODELS"]
+
+RESID_POINTS = ("resid_pre", "resid_mid", "resid_post")
+
+
+@dataclass
+class LoadedModel:
+    """A bridged model with its tokenizer and identity."""
+
+    name: str
+    bridge: Any  # transformer_lens.model_bridge.TransformerBridge
+    tokenizer: Any
+    fingerprint: ModelFingerprint
+    load_seconds: float
+    peak_rss_mb: float
+
+    @property
+    def hf_model(self) -> Any:
+        """The wrapped Hugging Face module: the fast path for generation."""
+        return self.bridge.original_model
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.bridge.cfg.n_layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.bridge.cfg.d_model)
+
+    @property
+    def device(self):
+        return next(self.hf_model.parameters()).device
+
+    def hook_name(self, layer: int, point: str = "resid_post") -> str:
+        return f"blocks.{layer}.hook_{point}"
+
+
+def _prepare_tokenizer_for_bridge(tokenizer: Any, name: str) -> None:
+    # The bridge reloads a tokenizer by name (a hub call) unless it already adds a BOS.
+    # We never let it tokenize for us (chat templates carry their own BOS), so mark it
+    # as such instead of letting it fetch a copy.
+    tokenizer.init_kwargs.setdefault("name_or_path", name)
+    tokenizer.init_kwargs["add_bos_token"] = True
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
+    """Load ``spec``: a built-in name, a ``.gguf`` file, a checkpoint dir or a cached HF name."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    start = time.perf_counter()
+    resolved = resolve(spec)
+    _prepare_tokenizer_for_bridge(resolved.tokenizer, resolved.name)
+    model = resolved.hf_model.to(device)
+    bridge = TransformerBridge.boot_transformers(
+        resolved.name, hf_model=model, tokenizer=resolved.tokenizer
+    )
+    bridge.eval()
+    fingerprint = ModelFingerprint(
+        name=resolved.name,
+        architecture=type(model).__name__,
+        n_layers=int(bridge.cfg.n_layers),
+        d_model=int(bridge.cfg.d_model),
+        weights_hash=resolved.weights_hash or hash_state_dict(model),
+    )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return LoadedModel(
+        name=resolved.name,
+        bridge=bridge,
+        tokenizer=bridge.tokenizer,
+        fingerprint=fingerprint,
+        load_seconds=time.perf_counter() - start,
+        peak_rss_mb=peak_mb,
+    )
