@@ -142,6 +142,6 @@ def test_direct_gguf_loader_matches_transformers_loader(smollm):
     ).eval()
     ids = torch.tensor([chat_ids(smollm.tokenizer, chat_messages("Hello there"))])
     with torch.no_grad():
-        ours = smollm.hf_model(ids).logits
+        ours = smollm.fast_model(ids).logits
         theirs = reference(ids).logits
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)

@@ -35,7 +35,7 @@ def _trim(ids: list[int], stop_ids: set[int]) -> list[int]:
 def _stop_ids(model: LoadedModel) -> set[int]:
     tokenizer = model.tokenizer
     stops = {tokenizer.eos_token_id}
-    eos = model.hf_model.generation_config.eos_token_id
+    eos = model.fast_model.generation_config.eos_token_id
     stops.update(eos if isinstance(eos, list) else [eos])
     return {s for s in stops if s is not None}
 
@@ -43,7 +43,7 @@ def _stop_ids(model: LoadedModel) -> set[int]:
 @torch.inference_mode()
 def _generate_hf(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops):
     kwargs = dict(do_sample=False) if temperature <= 0 else dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-    out = model.hf_model.generate(
+    out = model.fast_model.generate(
         input_ids=ids.to(model.device),
         attention_mask=mask.to(model.device),
         max_new_tokens=max_new_tokens,

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # noqa: E402
 
 from traitlens import __version__  # noqa: E402
+from traitlens.cli.assess_cmd import assess_command  # noqa: E402
 from traitlens.cli.model_cmd import chat, model_app  # noqa: E402
 from traitlens.errors import TraitlensError  # noqa: E402
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(model_app, name="model")
 app.command("chat")(chat)
+app.command("assess")(assess_command)
 
 
 def _version(value: bool) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import typer
 from rich.console import Console
 
 from traitlens.models import DEFAULT_MODEL
 
-__all__ = ["console", "err_console", "ModelOption", "load_with_status"]
+__all__ = ["console", "err_console", "ModelOption", "load_with_status", "progress_bar"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,3 +28,14 @@ def load_with_status(spec: str):
 
     with err_console.status(f"loading {spec} ..."):
         return load_model(spec)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int):
+    """A rich progress bar on stderr; yields ``advance(n)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)

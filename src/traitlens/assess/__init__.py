@@ -1,0 +1,15 @@
+"""Administer an MBTI-M-style questionnaire and score E/I, S/N, T/F, J/P."""
+
+from traitlens.assess.api import PROTOCOLS, Intervention, assess, work_units
+from traitlens.assess.logprob import READOUTS
+from traitlens.assess.result import AssessmentResult, DimensionResult
+
+__all__ = [
+    "assess",
+    "work_units",
+    "AssessmentResult",
+    "DimensionResult",
+    "Intervention",
+    "PROTOCOLS",
+    "READOUTS",
+]

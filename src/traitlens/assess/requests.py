@@ -1,0 +1,53 @@
+"""What the model is asked: one item shown in one option order, or one option as a reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from traitlens.chat import Message, chat_messages
+from traitlens.items import Item, Option
+
+__all__ = ["LABELS", "LabelRequest", "OptionRequest", "label_requests", "option_requests"]
+
+LABELS = ("1", "2")
+LABEL_INSTRUCTION = "Which answer describes you better? Reply with 1 or 2 only."
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """The item as a numbered list; ``order[k]`` is the index of the option shown at label k+1."""
+
+    item: Item
+    order: tuple[int, int]
+
+    @property
+    def shown(self) -> tuple[Option, Option]:
+        return self.item.options[self.order[0]], self.item.options[self.order[1]]
+
+    def messages(self) -> list[Message]:
+        first, second = self.shown
+        text = f"{self.item.stem}\n1. {first.text}\n2. {second.text}\n{LABEL_INSTRUCTION}"
+        return chat_messages(text)
+
+    def pole_at(self, position: int) -> str:
+        return self.shown[position].pole
+
+
+@dataclass(frozen=True)
+class OptionRequest:
+    """The bare stem as the user's turn, one option's text as the assistant's reply."""
+
+    item: Item
+    option: Option
+
+    def messages(self) -> list[Message]:
+        return chat_messages(self.item.stem)
+
+
+def label_requests(items: list[Item]) -> list[LabelRequest]:
+    """Every item in both orders, so a pure preference for one position cancels."""
+    return [LabelRequest(item, order) for item in items for order in ((0, 1), (1, 0))]
+
+
+def option_requests(items: list[Item]) -> list[OptionRequest]:
+    return [OptionRequest(item, option) for item in items for option in item.options]

@@ -1,0 +1,64 @@
+"""``traitlens assess``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from traitlens.cli.common import ModelOption, console, err_console, load_with_status, progress_bar
+
+__all__ = ["assess_command"]
+
+
+def assess_command(
+    model: str = ModelOption,
+    items: Path | None = typer.Option(None, "--items", help="Item file (.jsonl, 93-item .json, .csv); default: the shipped bank."),
+    split: str = typer.Option("eval", help="eval, train or all."),
+    protocol: str = typer.Option("logprob", help="logprob (deterministic, default) or sample (the paper's)."),
+    readout: str = typer.Option("auto", help="auto, label or option (logprob protocol)."),
+    runs: int = typer.Option(30, help="Sampled runs per item (sample protocol)."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature (sample protocol)."),
+    seed: int = typer.Option(0),
+    vector: Path | None = typer.Option(None, "--vector", help="Steering vector directory to apply."),
+    alpha: float | None = typer.Option(None, "--alpha", help="Steering strength (default: the vector's recommended alpha)."),
+    out: Path = typer.Option(Path("runs/assess"), "--out", help="Output directory."),
+) -> None:
+    """Administer the questionnaire and score E/I, S/N, T/F, J/P."""
+    from traitlens._io import write_text
+    from traitlens.assess import PROTOCOLS, READOUTS, assess, work_units
+    from traitlens.assess.report import assessment_markdown, assessment_table, plot_assessment
+    from traitlens.errors import TraitlensError
+    from traitlens.items import default_items, load_items
+
+    if protocol not in PROTOCOLS:
+        raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")
+    if readout not in READOUTS:
+        raise TraitlensError(f"unknown readout '{readout}': use {', '.join(READOUTS)}")
+    bank = load_items(items) if items else default_items()
+    bank.select(split)  # validate before the slow model load
+    loaded = load_with_status(model)
+    intervention = _intervention(vector, alpha, loaded)
+    with progress_bar(f"assess ({protocol})", work_units(bank.select(split), protocol)) as advance:
+        result = assess(loaded, bank, split=split, protocol=protocol, readout=readout, runs=runs,
+                        temperature=temperature, seed=seed, intervention=intervention, progress=advance)
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "assessment.json")
+    plot_assessment({"model": result}, out / "assessment.png")
+    write_text(out / "assessment.md", assessment_markdown(result, "assessment.png"))
+    console.print(assessment_table(result))
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"type [bold]{result.type}[/] in {result.seconds:.1f} s; wrote {out}/assessment.json, .png, .md")
+
+
+def _intervention(vector: Path | None, alpha: float | None, loaded):
+    if vector is None:
+        if alpha is not None:
+            from traitlens.errors import TraitlensError
+
+            raise TraitlensError("--alpha needs --vector")
+        return None
+    from traitlens.steering.vector import load_intervention
+
+    return load_intervention(vector, loaded, alpha)

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fakes import PlantedScorer, planted_sampler
+from helpers import assert_clean_error, run_cli
+from traitlens.assess import assess
+from traitlens.assess.logprob import run_logprob
+from traitlens.assess.readouts import option_readout
+from traitlens.assess.requests import LabelRequest
+from traitlens.assess.sampling import parse_answer, run_sample
+from traitlens.assess.scorer import ModelScorer
+from traitlens.assess.stats import bootstrap_ci, fleiss_kappa
+from traitlens.items import DIMENSIONS, Item, Option, default_items
+
+EVAL = list(default_items().select("eval"))
+DIMS = list(DIMENSIONS)
+FIRST_POLES = {"E", "S", "T", "J"}
+
+
+def _score(scorer, readout):
+    return run_logprob(scorer, EVAL, DIMS, readout)
+
+
+@pytest.mark.parametrize("readout", ["label", "option", "auto"])
+def test_model_preferring_known_poles_scores_100_percent(readout):
+    dims, _, _ = _score(PlantedScorer(FIRST_POLES, content=30.0), readout)
+    for result in dims.values():
+        assert result.share_first == pytest.approx(1.0, abs=1e-6)
+        assert result.letter == result.poles[0]
+    assert "".join(d.letter for d in dims.values()) == "ESTJ"
+
+
+def test_position_only_model_gives_half_full_bias_and_a_warning():
+    dims, _, warnings = _score(PlantedScorer(set(), position=8.0), "label")
+    for dim, result in dims.items():
+        assert result.share_first == pytest.approx(0.5, abs=1e-12)
+        assert result.letter == "X"
+        assert result.reliability["position_bias"] == 1.0
+        assert any(w.startswith(dim) and "position-driven" in w for w in warnings)
+
+
+def test_content_preference_survives_a_strong_position_bias():
+    # Averaging probabilities would give ~0.503; averaging log-odds recovers sigmoid(0.5).
+    dims, _, _ = _score(PlantedScorer({"I", "N", "F", "P"}, content=0.5, position=5.0), "label")
+    for result in dims.values():
+        assert result.share_first == pytest.approx(1 / (1 + math.exp(0.5)), abs=1e-9)
+        assert result.letter == result.poles[1]
+        assert result.reliability["order_consistency"] == 0.0
+
+
+def test_auto_falls_back_to_option_readout_when_labels_are_position_driven():
+    scorer = PlantedScorer({"E", "N", "F", "P"}, content=2.0, position=8.0, mass=0.3)
+    dims, _, _ = _score(scorer, "auto")
+    assert all(d.readout == "option" and "unreliable" in d.readout_reason for d in dims.values())
+    assert "".join(d.letter for d in dims.values()) == "ENFP"
+    consistent, _, warnings = _score(PlantedScorer(FIRST_POLES, content=6.0), "auto")
+    assert all(d.readout == "label" for d in consistent.values()) and not warnings
+
+
+def test_every_item_is_evaluated_in_both_orders():
+    scorer = PlantedScorer(set())
+    _score(scorer, "label")
+    seen = {(r.item.id, r.order) for r in scorer.label_seen}
+    assert seen == {(i.id, o) for i in EVAL for o in ((0, 1), (1, 0))}
+
+
+def test_option_readout_is_invariant_to_option_order(tiny):
+    scorer = ModelScorer(tiny)
+    items = EVAL[:6]
+    swapped = [Item(i.id, i.dimension, i.stem, (i.options[1], i.options[0]), i.split) for i in items]
+    a, b = option_readout(scorer, items), option_readout(scorer, swapped)
+    for item in items:
+        assert a[item.id].p_first == pytest.approx(b[item.id].p_first, abs=1e-6)
+
+
+def test_batched_scoring_equals_one_at_a_time(tiny):
+    items = EVAL[:5]
+    batched = option_readout(ModelScorer(tiny, batch_size=8), items)
+    single = option_readout(ModelScorer(tiny, batch_size=1), items)
+    for item in items:
+        assert batched[item.id].loglik == pytest.approx(single[item.id].loglik, abs=1e-4)
+
+
+def test_fleiss_kappa_known_values():
+    assert fleiss_kappa([[3, 0], [0, 3], [3, 0]]) == pytest.approx(1.0)
+    assert fleiss_kappa([[1, 1], [1, 1]]) == pytest.approx(-1.0)
+    rng = np.random.default_rng(0)
+    random_votes = np.stack([rng.multinomial(30, [0.5, 0.5]) for _ in range(400)])
+    assert abs(fleiss_kappa(random_votes)) < 0.05
+
+
+def test_bootstrap_interval_contains_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+    small, large = rng.random(10), rng.random(1000)
+    lo_s, hi_s = bootstrap_ci(small)
+    lo_l, hi_l = bootstrap_ci(large)
+    assert lo_s <= small.mean() <= hi_s and lo_l <= large.mean() <= hi_l
+    assert hi_l - lo_l < hi_s - lo_s
+
+
+def _request(order=(0, 1)):
+    item = Item("x", "JP", "Plan?", (Option("I book everything early.", "J"), Option("I go with the flow.", "P")))
+    return LabelRequest(item, order)
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("1", 0), (" 2.", 1), ("Answer: 2", 1), ("I would say 1 because", 0),
+    ("I go with the flow.", 1), ("Hmm, hard to say", None), ("1 or 2", 0), ("either 1 or 2", None),
+])
+def test_parse_answer(reply, expected):
+    assert parse_answer(reply, _request()) == expected
+
+
+def test_sample_protocol_counts_unparseable_and_measures_agreement():
+    items = EVAL[:16]
+    dims_items = sorted({i.dimension for i in items})
+    prefers = planted_sampler(lambda r: "1" if r.pole_at(0) in FIRST_POLES else "2")
+    dims, _, warnings = run_sample(prefers, items, dims_items, runs=7)
+    for result in dims.values():
+        assert result.share_first == 1.0
+        assert result.reliability["fleiss_kappa"] == pytest.approx(1.0)
+        assert result.reliability["unparsed_share"] == 0.0
+    always_one = planted_sampler(lambda r: "1")
+    dims, _, warnings = run_sample(always_one, items, dims_items, runs=20, seed=3)
+    for result in dims.values():
+        assert result.reliability["position_bias"] == 1.0
+        assert 0.3 < result.share_first < 0.7
+    assert any("position-driven" in w for w in warnings)
+    mute = planted_sampler(lambda r: "I cannot say.")
+    dims, _, warnings = run_sample(mute, items, dims_items, runs=3)
+    assert all(d.reliability["unparsed_share"] == 1.0 for d in dims.values())
+    assert any("no parseable answer" in w for w in warnings)
+
+
+def test_assess_on_tiny_model_writes_the_documented_json(tiny, tmp_path):
+    result = assess(tiny, split="eval")
+    path = result.save(tmp_path / "assessment.json")
+    data = json.loads(path.read_text())
+    assert len(data["type"]) == 4
+    for dim, (first, second) in DIMENSIONS.items():
+        entry = data["dimensions"][dim]
+        assert entry[first] + entry[second] == pytest.approx(1.0)
+        assert set(entry["ci95"]) == {first, second}
+        assert entry["readout"] in ("label", "option")
+    assert data["model"]["name"] == "tiny" and len(data["items"]) == 64
+
+
+def test_assess_is_deterministic(tiny):
+    a, b = assess(tiny, split="eval"), assess(tiny, split="eval")
+    assert a.to_dict()["dimensions"] == b.to_dict()["dimensions"]
+
+
+def test_sample_protocol_on_tiny_runs(tiny):
+    items = default_items().select("eval", "JP")
+    result = assess(tiny, items, protocol="sample", runs=3)
+    assert set(result.dimensions) == {"JP"}
+    assert "fleiss_kappa" in result.dimensions["JP"].reliability
+
+
+def test_cli_assess_writes_json_png_and_report(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("assess", "--model", "tiny", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == {"assessment.json", "assessment.png", "assessment.md"}
+    assert "type" in result.stdout
+
+
+def test_cli_assess_bad_input(tmp_path):
+    assert_clean_error(run_cli("assess", "--model", "tiny", "--protocol", "vibes"), "unknown protocol")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "stem": "s", "options": [{"text": "x", "pole": "Z"}, {"text": "y", "pole": "P"}]}\n')
+    assert_clean_error(run_cli("assess", "--items", str(bad)), "bad.jsonl line 1 (item a): unknown pole 'Z'")
+    assert_clean_error(run_cli("assess", "--model", "tiny", "--split", "test"), "unknown split")
+
+
+@pytest.mark.slow
+def test_default_model_assessment_reports_its_position_bias(smollm):
+    result = assess(smollm, default_items().select("eval", ["JP", "EI"]))
+    assert len(result.type) == 4
+    # Measured: SmolLM2-135M answers "1" whatever the content; the instrument must say so.
+    assert all(d.reliability["position_bias"] > 0.8 for d in result.dimensions.values())
+    assert all(d.readout == "option" for d in result.dimensions.values())
+    assert result.warnings

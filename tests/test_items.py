@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from traitlens import TraitlensError
+from traitlens.items import DIMENSIONS, default_items, load_items, parse_dimension
+
+
+def test_shipped_bank_is_balanced_and_split():
+    bank = default_items()
+    for dim in DIMENSIONS:
+        items = bank.by_dimension(dim)
+        assert len(items) >= 24
+        for split in ("train", "eval"):
+            firsts = Counter(i.options[0].pole for i in items if i.split == split)
+            assert len(firsts) == 2 and len(set(firsts.values())) == 1, (dim, split, firsts)
+    assert len({i.id for i in bank}) == len(bank)
+
+
+def _jsonl(tmp_path: Path, rows: list[dict]) -> Path:
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _row(id="X-1", a=("Yes.", "J"), b=("No.", "P"), stem="Plan ahead?", dimension="JP"):
+    return {"id": id, "dimension": dimension, "stem": stem,
+            "options": [{"text": a[0], "pole": a[1]}, {"text": b[0], "pole": b[1]}]}
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([_row(), _row(b=("No.", "Q"))], "line 2 (item X-1): unknown pole 'Q'"),
+        ([_row(b=("No.", "J"))], "line 1 (item X-1): both options are on pole 'J'"),
+        ([_row(), _row()], "duplicate item id 'X-1'"),
+        ([_row(stem="  ")], "line 1 (item X-1): empty stem"),
+        ([_row(a=("", "J"))], "line 1 (item X-1): empty option text"),
+        ([_row(b=("No.", "E"))], "options mix dimensions"),
+    ],
+)
+def test_jsonl_loader_rejects_bad_items_naming_them(tmp_path, rows, message):
+    with pytest.raises(TraitlensError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_items(_jsonl(tmp_path, rows))
+
+
+def test_dimension_with_no_items_is_an_error(tmp_path):
+    bank = load_items(_jsonl(tmp_path, [_row()]))
+    assert bank.dimensions() == ["JP"]
+    with pytest.raises(TraitlensError, match="dimension EI has no items"):
+        bank.select("all", ["EI", "JP"])
+
+
+def test_invalid_json_line_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(_row()) + "\n{not json\n")
+    with pytest.raises(TraitlensError, match="bad.jsonl line 2"):
+        load_items(path)
+
+
+def test_mbti93_layout(tmp_path):
+    path = tmp_path / "mbti.json"
+    path.write_text(json.dumps({
+        "1": {"question": "Do you prefer to\nA. plan ahead\nB. stay flexible", "A": "J", "B": "P"},
+        "2": {"question": "At parties you\nA. talk to many\nB. talk to few", "A": "E", "B": "I"},
+    }))
+    bank = load_items(path)
+    assert [i.dimension for i in bank] == ["JP", "EI"]
+    assert bank.items[0].stem == "Do you prefer to"
+    assert bank.items[0].option_for("P").text == "stay flexible"
+    path.write_text(json.dumps({"7": {"question": "Stem\nA. x\nB. y", "A": "J", "B": "J"}}))
+    with pytest.raises(TraitlensError, match="mbti.json item 7.*both options"):
+        load_items(path)
+
+
+def test_csv_layout(tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_text(
+        "id,dimension,stem,option_a,pole_a,option_b,pole_b,split\n"
+        "a1,TF,Head or heart?,Head.,T,Heart.,F,train\n"
+        "a2,TF,Rules?,Same for all.,T,,F,eval\n"
+    )
+    with pytest.raises(TraitlensError, match="items.csv line 3 \\(item a2\\): empty option text"):
+        load_items(path)
+    path.write_text("id,stem\nx,y\n")
+    with pytest.raises(TraitlensError, match="missing CSV columns"):
+        load_items(path)
+
+
+def test_unknown_layout_and_missing_file(tmp_path):
+    with pytest.raises(TraitlensError, match="not found"):
+        load_items(tmp_path / "none.jsonl")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(TraitlensError, match="unknown item layout"):
+        load_items(tmp_path / "x.txt")
+
+
+@pytest.mark.parametrize("text, expected", [("JP", ("JP", "J", "P")), ("pj", ("JP", "P", "J")),
+                                            ("FT", ("TF", "F", "T")), ("ei", ("EI", "E", "I"))])
+def test_parse_dimension(text, expected):
+    assert parse_dimension(text) == expected
+
+
+@pytest.mark.parametrize("text", ["JJ", "JE", "XY", "J", "JPX", ""])
+def test_parse_dimension_rejects(text):
+    with pytest.raises(TraitlensError, match="unknown trait"):
+        parse_dimension(text)
