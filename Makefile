@@ -24,3 +24,10 @@ test-fast:
 
 lint:
 	$(PY) -m ruff check src tests benchmarks
+
+TRAIT ?= all
+MODEL ?= smollm2-135m-instruct
+
+.PHONY: probe
+probe:
+	$(VENV)/bin/traitlens probe --trait $(TRAIT) --model $(MODEL) --out runs/probe-$(TRAIT)

@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover
 from traitlens import __version__  # noqa: E402
 from traitlens.cli.assess_cmd import assess_command  # noqa: E402
 from traitlens.cli.model_cmd import chat, model_app  # noqa: E402
+from traitlens.cli.probe_cmd import probe_command  # noqa: E402
 from traitlens.errors import TraitlensError  # noqa: E402
 
 __all__ = ["app", "main"]
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(model_app, name="model")
 app.command("chat")(chat)
 app.command("assess")(assess_command)
+app.command("probe")(probe_command)
 
 
 def _version(value: bool) -> None:

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from traitlens.models import DEFAULT_MODEL
 
-__all__ = ["console", "err_console", "ModelOption", "load_with_status", "progress_bar"]
+__all__ = ["console", "err_console", "ModelOption", "load_with_status", "progress_bar", "progress_factory"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,3 +39,17 @@ def progress_bar(description: str, total: int):
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n=1: progress.advance(task, n)
+
+
+@contextlib.contextmanager
+def progress_factory():
+    """One rich progress display; yields ``new_task(description, total) -> advance(n)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        def new_task(description: str, total: int):
+            task = progress.add_task(description, total=total)
+            return lambda n=1: progress.advance(task, n)
+
+        yield new_task

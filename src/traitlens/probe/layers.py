@@ -1,0 +1,115 @@
+"""Layer-wise probing of one dimension: grouped cross-validation, held-out accuracy, a
+max-statistic permutation test, and the choice of the best layer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
+
+from traitlens.probe.methods import Direction, DirectionMethod, LogisticProbe, MeanDifference
+
+__all__ = ["LayerResult", "grouped_folds", "permutation_test", "probe_layer", "choose_best_layer"]
+
+
+@dataclass
+class LayerResult:
+    layer: int
+    cv_accuracy: float  # logistic probe, folds grouped by item
+    auc: float  # of the probe's cross-validated decisions
+    heldout_accuracy: float  # the method's direction on the eval split, midpoint threshold
+    heldout_separation: float  # d' of eval projections: mean gap / pooled std
+    cosine_probe_meandiff: float
+    perm_statistic: float  # grouped-CV accuracy of the mean-difference classifier
+    perm_p: float  # corrected for choosing among layers (max statistic over layers)
+    null_p95: float
+    informative: bool
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def grouped_folds(groups: np.ndarray, n_folds: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds over pairs; all pairs of one group (both poles of an item) land in one fold."""
+    n_folds = min(n_folds, len(set(groups)))
+    index = np.arange(len(groups))
+    return [(tr, te) for tr, te in GroupKFold(n_splits=n_folds).split(index, groups=groups)]
+
+
+def _probe_cv(pos: torch.Tensor, neg: torch.Tensor, groups: np.ndarray, folds) -> tuple[float, float]:
+    scores, labels = [], []
+    for train, test in folds:
+        direction = LogisticProbe().fit(pos[train], neg[train], groups=groups[train])
+        mid = (direction.mean_pos + direction.mean_neg) / 2
+        scores += [direction.project(pos[test]) - mid, direction.project(neg[test]) - mid]
+        labels += [np.ones(len(test)), np.zeros(len(test))]
+    s, y = torch.cat(scores).numpy(), np.concatenate(labels)
+    return float(((s > 0) == (y == 1)).mean()), float(roc_auc_score(y, s))
+
+
+def _meandiff_cv_accuracy(pos: np.ndarray, neg: np.ndarray, folds, flips: np.ndarray) -> np.ndarray:
+    """Grouped-CV accuracy of the nearest-mean classifier for every row of sign ``flips``
+    ([n_perm, n_pairs], +1 keeps a pair's labels, -1 swaps them). Vectorised over permutations."""
+    diffs, mids = pos - neg, (pos + neg) / 2
+    correct = np.zeros(len(flips))
+    total = 0
+    for train, test in folds:
+        w = flips[:, train] @ diffs[train] / len(train)  # [P, d]
+        centre = mids[train].mean(0)  # invariant to label swaps
+        proj_pos = (pos[test] - centre) @ w.T  # [t, P]
+        proj_neg = (neg[test] - centre) @ w.T
+        s = flips[:, test].T  # [t, P]
+        correct += ((s * proj_pos) > 0).sum(0) + ((s * proj_neg) < 0).sum(0)
+        total += 2 * len(test)
+    return correct / total
+
+
+def permutation_test(
+    acts_pos: list[np.ndarray], acts_neg: list[np.ndarray], groups: np.ndarray, n_permutations: int = 200, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Observed statistic per layer, p-values corrected by the max over layers, null 95th pct.
+
+    Labels are shuffled by group: all pairs of a group swap poles together."""
+    folds = grouped_folds(groups)
+    rng = np.random.default_rng(seed)
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    flips = rng.choice([-1.0, 1.0], size=(n_permutations, len(uniq)))[:, inverse]
+    ones = np.ones((1, len(groups)))
+    observed = np.array([_meandiff_cv_accuracy(p, n, folds, ones)[0] for p, n in zip(acts_pos, acts_neg, strict=True)])
+    null_max = np.max([_meandiff_cv_accuracy(p, n, folds, flips) for p, n in zip(acts_pos, acts_neg, strict=True)], axis=0)
+    p_values = (1 + (null_max[None, :] >= observed[:, None] - 1e-12).sum(1)) / (1 + n_permutations)
+    return observed, p_values, float(np.percentile(null_max, 95))
+
+
+def _heldout(direction: Direction, pos: torch.Tensor, neg: torch.Tensor) -> tuple[float, float]:
+    mid = (direction.mean_pos + direction.mean_neg) / 2
+    p, n = direction.project(pos), direction.project(neg)
+    accuracy = float(torch.cat([p > mid, n <= mid]).float().mean())
+    pooled = float(torch.sqrt((p.var() + n.var()) / 2).clamp_min(1e-8))
+    return accuracy, float((p.mean() - n.mean()) / pooled)
+
+
+def probe_layer(layer: int, train: tuple[torch.Tensor, torch.Tensor], heldout: tuple[torch.Tensor, torch.Tensor],
+                groups: np.ndarray, method: DirectionMethod, perm: tuple[float, float, float]) -> tuple[LayerResult, Direction]:
+    pos, neg = train
+    folds = grouped_folds(groups)
+    cv_accuracy, auc = _probe_cv(pos, neg, groups, folds)
+    direction = method.fit(pos, neg)
+    meandiff = direction if isinstance(method, MeanDifference) else MeanDifference().fit(pos, neg)
+    probe_dir = direction if isinstance(method, LogisticProbe) else LogisticProbe().fit(pos, neg, groups=groups)
+    heldout_accuracy, separation = _heldout(direction, *heldout)
+    statistic, p_value, null_p95 = perm
+    result = LayerResult(
+        layer, cv_accuracy, auc, heldout_accuracy, separation,
+        float(probe_dir.vector @ meandiff.vector), statistic, p_value, null_p95, p_value < 0.05,
+    )
+    return result, direction
+
+
+def choose_best_layer(results: list[LayerResult]) -> LayerResult:
+    """Best held-out separation among layers that beat chance (all layers if none does)."""
+    candidates = [r for r in results if r.informative] or results
+    return max(candidates, key=lambda r: (r.heldout_separation, r.heldout_accuracy))
