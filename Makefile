@@ -31,3 +31,7 @@ MODEL ?= smollm2-135m-instruct
 .PHONY: probe
 probe:
 	$(VENV)/bin/traitlens probe --trait $(TRAIT) --model $(MODEL) --out runs/probe-$(TRAIT)
+
+.PHONY: edit
+edit:
+	$(VENV)/bin/traitlens edit --trait $(TRAIT) --model $(MODEL)

@@ -8,6 +8,7 @@ only exist on the bridge.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -82,8 +83,14 @@ def generate(
     batch_size: int = 8,
     use_cache: bool = True,
     backend: str = "hf",
+    steering=None,
 ) -> list[Generation]:
-    """Continue each prompt (token ids, e.g. from ``chat_ids``); greedy when temperature is 0."""
+    """Continue each prompt (token ids, e.g. from ``chat_ids``); greedy when temperature is 0.
+
+    ``steering`` (a ``traitlens.steering.Steering``) is installed per batch, so ``response``
+    positions start right after that batch's (left-padded) prompts. Fast path only."""
+    if steering is not None and backend != "hf":
+        raise ValueError("steered generation runs on the fast path (backend='hf')")
     if backend not in ("hf", "bridge"):
         raise ValueError(f"backend must be 'hf' or 'bridge', not {backend!r}")
     run = _generate_hf if backend == "hf" else _generate_bridge
@@ -93,7 +100,9 @@ def generate(
     results: list[Generation] = []
     for chunk in batched(list(prompts), batch_size):
         ids, mask = pad_left(chunk, pad_id)
-        new = run(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops)
+        context = steering.attach(model, prompt_length=ids.shape[1]) if steering is not None else nullcontext()
+        with context:
+            new = run(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops)
         for prompt, row in zip(chunk, new.tolist(), strict=True):
             kept = _trim(row, stops)
             text = model.tokenizer.decode(kept, skip_special_tokens=True)

@@ -59,6 +59,6 @@ def _intervention(vector: Path | None, alpha: float | None, loaded):
 
             raise TraitlensError("--alpha needs --vector")
         return None
-    from traitlens.steering.vector import load_intervention
+    from traitlens.steering.inject import load_intervention
 
     return load_intervention(vector, loaded, alpha)

@@ -1,0 +1,50 @@
+"""``traitlens edit``: the main command."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+
+from traitlens.cli.common import ModelOption, console, load_with_status, progress_factory
+
+__all__ = ["edit_command"]
+
+
+def edit_command(
+    trait: str = typer.Option(..., "--trait", help="Two letters, from -> to: JP (J->P), PJ, EI, IE, SN, NS, TF, FT."),
+    model: str = ModelOption,
+    layer: int | None = typer.Option(None, "--layer", help="Layer to edit (default: searched among the best probe layers)."),
+    alpha: float | None = typer.Option(None, "--alpha", help="Fixed strength in units of the residual norm (default: calibrated)."),
+    goal: float = typer.Option(0.5, "--goal", help="Target pole share to exceed on the eval items (0.5 = flip the letter)."),
+    guard: float = typer.Option(0.25, "--guard", help="Allowed relative perplexity rise on the reference text."),
+    method: str = typer.Option("meandiff", "--method", help="Direction method: meandiff, probe or pca."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default: runs/edit-<TRAIT>)."),
+    export: Path | None = typer.Option(None, "--export", help="Vector directory (default: vectors/<model>/<TRAIT>)."),
+    no_export: bool = typer.Option(False, "--no-export", help="Do not export the vector."),
+) -> None:
+    """Edit one trait: baseline -> direction -> calibrated alpha -> re-assessment -> report + vector."""
+    from traitlens.errors import TraitlensError
+    from traitlens.items import parse_dimension
+    from traitlens.probe.methods import get_method
+    from traitlens.steering.edit import edit
+    from traitlens.steering.report import edit_markdown, write_edit_outputs
+
+    parse_dimension(trait)
+    trait = trait.strip().upper()
+    get_method(method)
+    if alpha is not None and not math.isfinite(alpha):
+        raise TraitlensError(f"--alpha must be a finite number, not {alpha}")
+    if not 0 < goal < 1:
+        raise TraitlensError(f"--goal must be between 0 and 1, not {goal}")
+    if not math.isfinite(guard) or guard <= 0:
+        raise TraitlensError(f"--guard must be a positive number, not {guard}")
+    loaded = load_with_status(model)
+    out = out or Path("runs") / f"edit-{trait}"
+    export = None if no_export else (export or Path("vectors") / loaded.name / trait)
+    with progress_factory() as factory:
+        result = edit(loaded, trait, layer=layer, alpha=alpha, goal=goal, guard=guard, method=method, progress=factory)
+    write_edit_outputs(result, out, export)
+    console.print(edit_markdown(result).split("## Calibration")[0], markup=False, highlight=False)
+    console.print(f"wrote {out}/report.md" + (f"; vector in {export}" if export else ""))

@@ -1,0 +1,137 @@
+"""``edit``: baseline assessment -> trait direction -> calibration -> steered re-assessment ->
+report and exported vector. The pipeline behind ``traitlens edit`` and ``make edit``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from traitlens.assess import AssessmentResult, assess
+from traitlens.errors import TraitlensError
+from traitlens.items import ItemBank, default_items, parse_dimension
+from traitlens.probe.api import DimensionProbe, default_contrast, probe_dimension
+from traitlens.probe.collect import collect
+from traitlens.steering.calibrate import DEFAULT_ALPHAS, Calibration, CurvePoint, calibrate
+from traitlens.steering.inject import Steering
+from traitlens.steering.vector import SteeringVector
+
+__all__ = ["EditResult", "edit", "CANDIDATE_LAYERS"]
+
+CANDIDATE_LAYERS = 3  # best probe layers tried when --layer is not given
+
+
+@dataclass
+class EditResult:
+    trait: str
+    dimension: str
+    baseline: AssessmentResult
+    steered: AssessmentResult
+    steered_by_readout: dict[str, AssessmentResult]
+    probe: DimensionProbe
+    calibration: Calibration
+    vector: SteeringVector  # at alpha = 1; apply at calibration.chosen.alpha
+    bench: dict[str, Any] | None
+    seconds: float
+
+    @property
+    def alpha(self) -> float:
+        return self.calibration.chosen.alpha
+
+    @property
+    def layer(self) -> int:
+        return self.calibration.chosen.layer
+
+    def share(self, result: AssessmentResult) -> float:
+        return result.dimensions[self.dimension].share(self.trait[1])
+
+    @property
+    def flipped(self) -> bool:
+        return self.steered.dimensions[self.dimension].letter == self.trait[1]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "trait": self.trait, "dimension": self.dimension, "layer": self.layer, "alpha": self.alpha,
+            "before_type": self.baseline.type, "after_type": self.steered.type,
+            "before_share": round(self.share(self.baseline), 4), "after_share": round(self.share(self.steered), 4),
+            "target_pole": self.trait[1], "flipped": self.flipped, "goal_met_in_calibration": self.calibration.goal_met,
+            "perplexity_before": round(self.calibration.baseline_perplexity, 3),
+            "perplexity_after": round(self.calibration.chosen.perplexity, 3),
+            "perplexity_change": round(self.calibration.chosen.ppl_ratio - 1, 4),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _candidate_layers(probe: DimensionProbe, layer: int | None, n_layers: int) -> list[int]:
+    if layer is not None:
+        if not 0 <= layer < n_layers:
+            raise TraitlensError(f"layer {layer} out of range: the model has layers 0..{n_layers - 1}")
+        return [layer]
+    ranked = sorted(probe.layers, key=lambda r: (r.informative, r.heldout_separation), reverse=True)
+    return sorted(r.layer for r in ranked[:CANDIDATE_LAYERS])
+
+
+def _single_point(model, trait, probe, layer, alpha, items, baseline, scale_mode) -> tuple[Calibration, dict]:
+    """--alpha given: evaluate exactly that edit, no search."""
+    from traitlens.steering.calibrate import _Evaluator, vector_for
+    from traitlens.capability import perplexity
+    from traitlens.items import DIMENSIONS
+
+    dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
+    base_ppl = perplexity(model)
+    readout = baseline.dimensions[dimension].readout
+    vector = vector_for(model, trait, layer, probe.directions[layer], scale_mode)
+    point = _Evaluator(model, trait, dimension, items, readout, base_ppl, 0.25, 0.5, None)(vector, alpha)
+    calibration = Calibration(trait, 0.5, 0.25, readout, baseline.dimensions[dimension].share(trait[1]), base_ppl, [point], point)
+    return calibration, {layer: vector}
+
+
+def edit(
+    model,
+    trait: str,
+    *,
+    layer: int | None = None,
+    alpha: float | None = None,
+    goal: float = 0.5,
+    guard: float = 0.25,
+    method: str = "meandiff",
+    scale_mode: str = "resid_norm",
+    items: ItemBank | None = None,
+    permutations: int = 100,
+    alphas=DEFAULT_ALPHAS,
+    run_bench: Callable | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> EditResult:
+    """Edit ``trait`` ("JP" = from J towards P) and measure what moved."""
+    import math
+
+    start = time.perf_counter()
+    dimension, _, _ = parse_dimension(trait)
+    trait = trait.strip().upper()
+    if alpha is not None and not math.isfinite(alpha):
+        raise TraitlensError(f"alpha must be a finite number, not {alpha}")
+    if layer is not None and not 0 <= layer < model.n_layers:
+        raise TraitlensError(f"layer {layer} out of range: {model.name} has layers 0..{model.n_layers - 1}")
+    bank = (items or default_items()).select("eval")
+    tick = (lambda name, total: progress(name, total)) if progress else (lambda name, total: None)
+    baseline = assess(model, bank, progress=tick("baseline assessment", 4 * len(bank)))
+    contrast = default_contrast().for_dimension(dimension)
+    acts = collect(model, contrast, progress=tick(f"collect {dimension}", 2 * len(contrast)))
+    probe = probe_dimension(acts, method, permutations, seed=0)
+    layers = _candidate_layers(probe, layer, model.n_layers)
+    if alpha is not None:
+        calibration, vectors = _single_point(model, trait, probe, layers[0], alpha, bank, baseline, scale_mode)
+    else:
+        calibration, vectors = calibrate(model, trait, probe.directions, layers, bank, baseline, goal=goal, guard=guard,
+                                         alphas=alphas, scale_mode=scale_mode,
+                                         progress=tick("calibrate", len(layers) * (len(alphas) + 3)))
+    chosen: CurvePoint = calibration.chosen
+    vector = vectors[chosen.layer]
+    vector.recommended_alpha = chosen.alpha
+    steering = Steering(vector, chosen.alpha)
+    steered = assess(model, bank, intervention=steering, progress=tick("steered assessment", 4 * len(bank)))
+    by_readout = {r: assess(model, bank, readout=r, intervention=steering) for r in ("label", "option")}
+    bench = run_bench(model, steering) if run_bench else None
+    return EditResult(trait, dimension, baseline, steered, by_readout, probe, calibration, vector, bench,
+                      time.perf_counter() - start)

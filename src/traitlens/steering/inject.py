@@ -1,0 +1,212 @@
+"""Install a steering vector on the model's plain HF module, for any forward pass or generation.
+
+Hooks on the decoder layers add ``alpha * offset`` (through ``fused_steer``) at ``all``,
+``prompt`` or ``response`` positions. Positions are absolute columns: a pre-hook on the
+decoder stack reads how many tokens the KV cache already holds, so a prefill and each
+one-token decode step are both placed correctly, and with left padding every row's prompt ends
+at the same column. A constant ``add`` at all positions is folded into the MLP output bias of
+the layer instead: no hook runs at all, so steered generation costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from traitlens.errors import TraitlensError
+from traitlens.models.fingerprint import ModelFingerprint
+from traitlens.steering.kernels import MODES, fused_steer, reference_steer
+from traitlens.steering.vector import SteeringVector
+
+__all__ = ["POSITIONS", "Steering", "SteeringHandle", "apply_steering", "decoder_layers", "load_intervention"]
+
+POSITIONS = ("all", "prompt", "response")
+# Blocks whose output is exactly ``resid_mid + down_proj(...)``: a bias on down_proj is a
+# constant added to resid_post. (Gemma's post-MLP norm, for one, breaks this.)
+_FOLDABLE = {"LlamaDecoderLayer", "MistralDecoderLayer", "Qwen2DecoderLayer", "Qwen3DecoderLayer"}
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise TraitlensError(f"cannot find the decoder layers of {type(model).__name__} (expected .model.layers)")
+    return layers
+
+
+class SteeringHandle:
+    """Removable: call ``remove()`` or use as a context manager. Removing twice is harmless."""
+
+    def __init__(self) -> None:
+        self._undo: list = []
+        self.folded_layers: list[int] = []
+        self.hooked_layers: list[int] = []
+
+    def remove(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    def __enter__(self) -> SteeringHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class _Columns:
+    """Absolute column of the first token of the current forward call."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def pre_hook(self, module, args, kwargs):
+        cache = kwargs.get("past_key_values")
+        self.offset = int(cache.get_seq_length()) if cache is not None else 0
+
+
+def _position_mask(h: torch.Tensor, columns: _Columns, positions: str, prompt_length: int | None) -> torch.Tensor:
+    if positions == "all":
+        return torch.ones(h.shape[:-1], device=h.device, dtype=h.dtype)
+    cols = columns.offset + torch.arange(h.shape[-2], device=h.device)
+    keep = cols >= prompt_length if positions == "response" else cols < prompt_length
+    return keep.to(h.dtype).expand(h.shape[:-1])
+
+
+def _validate(model, vector: SteeringVector, alpha: float, positions: str, mode: str, prompt_length) -> None:
+    if not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+        raise TraitlensError(f"alpha must be a finite number, not {alpha}")
+    if positions not in POSITIONS:
+        raise TraitlensError(f"unknown positions '{positions}': use {', '.join(POSITIONS)}")
+    if mode not in MODES:
+        raise TraitlensError(f"unknown steering mode '{mode}': use {', '.join(MODES)}")
+    if positions != "all" and prompt_length is None:
+        raise TraitlensError(f"positions='{positions}' needs the prompt length")
+    if vector.d_model != model.d_model:
+        raise TraitlensError(f"vector has d_model {vector.d_model}, model {model.name} has {model.d_model}")
+    if vector.model.get("weights_hash"):
+        why = model.fingerprint.mismatch(ModelFingerprint.from_dict(vector.model))
+        if why:
+            raise TraitlensError(f"steering vector {why}")
+    bad = [layer for layer in vector.layers if not 0 <= layer < model.n_layers]
+    if bad:
+        raise TraitlensError(f"vector layer {bad[0]} out of range: {model.name} has layers 0..{model.n_layers - 1}")
+
+
+def _fold(layers: nn.ModuleList, layer: int, delta: torch.Tensor, handle: SteeringHandle) -> None:
+    linear = layers[layer].mlp.down_proj
+    original = linear.bias
+    base = original.detach().clone() if original is not None else torch.zeros(linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device)
+    linear.bias = nn.Parameter(base + delta.to(base), requires_grad=False)
+
+    def undo() -> None:
+        if original is None:
+            linear.register_parameter("bias", None)
+        else:
+            linear.bias = original
+
+    handle._undo.append(undo)
+    handle.folded_layers.append(layer)
+
+
+def _fold_target(layers: nn.ModuleList, hook: str, layer: int) -> int | None:
+    target = layer if hook == "resid_post" else layer - 1  # resid_pre[L] is resid_post[L-1]
+    if target < 0 or type(layers[target]).__name__ not in _FOLDABLE:
+        return None
+    return target
+
+
+def apply_steering(
+    model,
+    vector: SteeringVector,
+    alpha: float,
+    *,
+    positions: str = "all",
+    mode: str = "add",
+    prompt_length: int | None = None,
+    fold: str | bool = "auto",
+    kernel: str = "fused",
+) -> SteeringHandle:
+    """Steer ``model.fast_model`` until the returned handle is removed."""
+    _validate(model, vector, alpha, positions, mode, prompt_length)
+    steer = fused_steer if kernel == "fused" else reference_steer
+    layers = decoder_layers(model.fast_model)
+    handle = SteeringHandle()
+    columns = _Columns()
+    if positions != "all":
+        h = model.fast_model.model.register_forward_pre_hook(columns.pre_hook, with_kwargs=True)
+        handle._undo.append(h.remove)
+    can_fold = fold in ("auto", True) and positions == "all" and mode == "add"
+    for layer, offset in vector.offsets.items():
+        offset = offset.to(model.device)
+        target = _fold_target(layers, vector.hook, layer) if can_fold else None
+        if target is not None:
+            _fold(layers, target, alpha * offset, handle)
+            continue
+        if fold is True:
+            raise TraitlensError(f"cannot fold layer {layer}: folding needs mode 'add' at all positions on a Llama-style block")
+
+        def edit(h: torch.Tensor, offset=offset) -> torch.Tensor:
+            return steer(h, offset.to(h.dtype), _position_mask(h, columns, positions, prompt_length), alpha, mode)
+
+        if vector.hook == "resid_post":
+            h = layers[layer].register_forward_hook(_post_hook(edit))
+        else:
+            h = layers[layer].register_forward_pre_hook(_pre_hook(edit), with_kwargs=True)
+        handle._undo.append(h.remove)
+        handle.hooked_layers.append(layer)
+    return handle
+
+
+def _post_hook(edit):
+    def hook(module, args, output):
+        if isinstance(output, tuple):
+            return (edit(output[0]), *output[1:])
+        return edit(output)
+    return hook
+
+
+def _pre_hook(edit):
+    def hook(module, args, kwargs):
+        if args:
+            return (edit(args[0]), *args[1:]), kwargs
+        kwargs["hidden_states"] = edit(kwargs["hidden_states"])
+        return args, kwargs
+    return hook
+
+
+@dataclass
+class Steering:
+    """A steering vector at one alpha: the ``intervention`` that assess, bench and generate take."""
+
+    vector: SteeringVector
+    alpha: float
+    positions: str = "all"
+    mode: str = "add"
+    fold: str | bool = "auto"
+
+    def attach(self, model, prompt_length: int | None = None) -> SteeringHandle:
+        return apply_steering(model, self.vector, self.alpha, positions=self.positions, mode=self.mode,
+                              prompt_length=prompt_length, fold=self.fold)
+
+    def describe(self) -> dict[str, Any]:
+        return {"trait": self.vector.trait, "layers": self.vector.layers, "alpha": self.alpha,
+                "hook": self.vector.hook, "positions": self.positions, "mode": self.mode,
+                "scale_mode": self.vector.scale_mode}
+
+
+def load_intervention(directory, model, alpha: float | None = None, **options) -> Steering:
+    """A saved vector as an intervention at ``alpha`` (default: its recommended alpha)."""
+    from traitlens.steering.artifact import load_vector
+
+    vector = load_vector(directory)
+    if alpha is None:
+        alpha = vector.recommended_alpha
+        if alpha is None:
+            raise TraitlensError(f"{directory}: no recommended alpha recorded; pass --alpha")
+    steering = Steering(vector, float(alpha), **options)
+    _validate(model, vector, steering.alpha, steering.positions, steering.mode, None)
+    return steering
