@@ -35,3 +35,11 @@ probe:
 .PHONY: edit
 edit:
 	$(VENV)/bin/traitlens edit --trait $(TRAIT) --model $(MODEL)
+
+# All eight edit directions for the default model into vectors/ (about 8-10 minutes each on 2 cores).
+.PHONY: vectors
+vectors:
+	for t in EI IE SN NS TF FT JP PJ; do \
+		$(VENV)/bin/traitlens edit --trait $$t --model $(MODEL) --out runs/edit-$$t || exit 1; \
+	done
+	$(PY) -m traitlens.steering.library vectors/$(MODEL)

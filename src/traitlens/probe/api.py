@@ -101,7 +101,7 @@ def _split(acts: Activations, split: str) -> tuple[torch.Tensor, torch.Tensor, n
 
 
 def probe_dimension(acts: Activations, method_name: str, permutations: int, seed: int,
-                    tick: Callable[[int], None] | None = None) -> DimensionProbe:
+                    tick: Callable[[int], None] | None = None, with_probe: bool = True) -> DimensionProbe:
     dim = acts.contrast.pairs[0].dimension
     pos, neg, groups = _split(acts, "train")
     pos_eval, neg_eval, _ = _split(acts, "eval")
@@ -116,7 +116,7 @@ def probe_dimension(acts: Activations, method_name: str, permutations: int, seed
     results, directions = [], {}
     for k, layer in enumerate(acts.layers):
         result, direction = probe_layer(layer, (pos[:, k], neg[:, k]), (pos_eval[:, k], neg_eval[:, k]), groups,
-                                        method, (float(observed[k]), float(p_values[k]), null95))
+                                        method, (float(observed[k]), float(p_values[k]), null95), with_probe)
         results.append(result)
         directions[layer] = direction
         if tick:

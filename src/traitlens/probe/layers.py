@@ -29,7 +29,7 @@ class LayerResult:
     informative: bool
 
     def to_dict(self) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return {k: (None if v != v else round(v, 6)) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def grouped_folds(groups: np.ndarray, n_folds: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -93,18 +93,25 @@ def _heldout(direction: Direction, pos: torch.Tensor, neg: torch.Tensor) -> tupl
 
 
 def probe_layer(layer: int, train: tuple[torch.Tensor, torch.Tensor], heldout: tuple[torch.Tensor, torch.Tensor],
-                groups: np.ndarray, method: DirectionMethod, perm: tuple[float, float, float]) -> tuple[LayerResult, Direction]:
+                groups: np.ndarray, method: DirectionMethod, perm: tuple[float, float, float],
+                with_probe: bool = True) -> tuple[LayerResult, Direction]:
+    """``with_probe=False`` skips the logistic probe's cross-validation (cv_accuracy, auc and the
+    cosine are NaN): the fast path when only directions and held-out separation are needed."""
     pos, neg = train
-    folds = grouped_folds(groups)
-    cv_accuracy, auc = _probe_cv(pos, neg, groups, folds)
+    nan = float("nan")
+    cv_accuracy, auc = _probe_cv(pos, neg, groups, grouped_folds(groups)) if with_probe else (nan, nan)
     direction = method.fit(pos, neg)
     meandiff = direction if isinstance(method, MeanDifference) else MeanDifference().fit(pos, neg)
-    probe_dir = direction if isinstance(method, LogisticProbe) else LogisticProbe().fit(pos, neg, groups=groups)
+    if isinstance(method, LogisticProbe):
+        probe_dir = direction
+    else:
+        probe_dir = LogisticProbe().fit(pos, neg, groups=groups) if with_probe else None
     heldout_accuracy, separation = _heldout(direction, *heldout)
     statistic, p_value, null_p95 = perm
     result = LayerResult(
         layer, cv_accuracy, auc, heldout_accuracy, separation,
-        float(probe_dir.vector @ meandiff.vector), statistic, p_value, null_p95, p_value < 0.05,
+        float(probe_dir.vector @ meandiff.vector) if probe_dir is not None else nan,
+        statistic, p_value, null_p95, p_value < 0.05,
     )
     return result, direction
 

@@ -47,15 +47,21 @@ class EditResult:
         return result.dimensions[self.dimension].share(self.trait[1])
 
     @property
+    def already_target(self) -> bool:
+        """The model already had the target letter before the edit."""
+        return self.baseline.dimensions[self.dimension].letter == self.trait[1]
+
+    @property
     def flipped(self) -> bool:
-        return self.steered.dimensions[self.dimension].letter == self.trait[1]
+        """The edit turned the letter from the source pole into the target pole."""
+        return not self.already_target and self.steered.dimensions[self.dimension].letter == self.trait[1]
 
     def summary(self) -> dict[str, Any]:
         return {
             "trait": self.trait, "dimension": self.dimension, "layer": self.layer, "alpha": self.alpha,
             "before_type": self.baseline.type, "after_type": self.steered.type,
             "before_share": round(self.share(self.baseline), 4), "after_share": round(self.share(self.steered), 4),
-            "target_pole": self.trait[1], "flipped": self.flipped, "goal_met_in_calibration": self.calibration.goal_met,
+            "target_pole": self.trait[1], "flipped": self.flipped, "already_target_before": self.already_target, "goal_met_in_calibration": self.calibration.goal_met,
             "perplexity_before": round(self.calibration.baseline_perplexity, 3),
             "perplexity_after": round(self.calibration.chosen.perplexity, 3),
             "perplexity_change": round(self.calibration.chosen.ppl_ratio - 1, 4),
@@ -118,7 +124,8 @@ def edit(
     baseline = assess(model, bank, progress=tick("baseline assessment", 4 * len(bank)))
     contrast = default_contrast().for_dimension(dimension)
     acts = collect(model, contrast, progress=tick(f"collect {dimension}", 2 * len(contrast)))
-    probe = probe_dimension(acts, method, permutations, seed=0)
+    # Only directions and held-out separation drive the edit: skip the logistic probe's CV.
+    probe = probe_dimension(acts, method, permutations, seed=0, with_probe=method == "probe")
     layers = _candidate_layers(probe, layer, model.n_layers)
     if alpha is not None:
         calibration, vectors = _single_point(model, trait, probe, layers[0], alpha, bank, baseline, scale_mode)

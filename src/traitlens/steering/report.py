@@ -47,11 +47,14 @@ def _share_rows(result: EditResult) -> list[str]:
 
 def edit_markdown(result: EditResult) -> str:
     s, cal, chosen = result.summary(), result.calibration, result.calibration.chosen
-    verdict = "the letter flipped" if result.flipped else "the letter did not flip"
+    if result.already_target:
+        verdict = f"the model was already {result.trait[1]} before the edit"
+    else:
+        verdict = "the letter flipped" if result.flipped else "the letter did not flip"
     lines = [
         f"# Edit {result.trait[0]} -> {result.trait[1]} on {result.baseline.model['name']}", "",
         f"**{s['before_type']} -> {s['after_type']}**: {result.trait[1]} share {s['before_share']:.1%} -> "
-        f"{s['after_share']:.1%} ({verdict}), layer {s['layer']}, alpha {s['alpha']:.4g} x residual norm, "
+        f"{s['after_share']:.1%} ({verdict}; {s['after_share'] - s['before_share']:+.1%}), layer {s['layer']}, alpha {s['alpha']:.4g} x residual norm, "
         f"perplexity {s['perplexity_before']:.2f} -> {s['perplexity_after']:.2f} ({100 * s['perplexity_change']:+.1f}%). "
         f"Run time {s['seconds']:.0f} s.", "",
         "## Dimensions before and after (eval items)", "",

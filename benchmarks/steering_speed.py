@@ -1,0 +1,89 @@
+"""Steered vs unsteered generation with the KV cache (greedy, fixed length), batch 1 and 8:
+plain HF generate (no TransformerLens: the floor), the TransformerLens bridge, and traitlens
+steering through the fused hook, the unfused reference hook, and the bias fold."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from _harness import model_spec, parser, print_rows, write_result
+
+from traitlens import load_model
+from traitlens.batching import pad_left
+from traitlens.chat import chat_ids, chat_messages
+from traitlens.steering import SteeringVector, apply_steering
+
+PROMPTS = ["Describe your ideal weekend.", "How do you plan a trip?", "What do you do after work?",
+           "Tell me about a hobby you enjoy.", "How do you make decisions?", "What is your morning routine?",
+           "How do you handle deadlines?", "What makes a good friend?"]
+
+
+def _vector(model) -> SteeringVector:
+    g = torch.Generator().manual_seed(0)
+    layer = model.n_layers // 2
+    v = torch.randn(model.d_model, generator=g)
+    return SteeringVector({layer: 2.0 * v / v.norm()}, model=model.fingerprint.to_dict(), trait="JP")
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--new-tokens", type=int, default=48)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    if args.quick:
+        args.new_tokens, args.repeats = 8, 1
+    model = load_model(model_spec(args))
+    vector = _vector(model)
+    n = args.new_tokens
+
+    def hf_generate(batch, steer=None, **steer_kwargs):
+        ids, mask = batch
+        handle = apply_steering(model, vector, 1.0, **steer_kwargs) if steer else None
+        try:
+            with torch.inference_mode():
+                model.fast_model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                                          do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
+        finally:
+            if handle:
+                handle.remove()
+
+    def bridge_generate(batch):
+        ids, mask = batch
+        with torch.inference_mode():
+            model.bridge.generate(ids, max_new_tokens=n, do_sample=False, stop_at_eos=False, verbose=False,
+                                  attention_mask=mask, use_past_kv_cache=True, return_type="tokens")
+
+    variants = {
+        "HF generate, unsteered (floor)": lambda b: hf_generate(b),
+        "traitlens steered, fused hook": lambda b: hf_generate(b, True, fold=False),
+        "traitlens steered, unfused hook": lambda b: hf_generate(b, True, fold=False, kernel="reference"),
+        "traitlens steered, bias fold": lambda b: hf_generate(b, True, fold="auto"),
+        "TransformerLens bridge, unsteered": bridge_generate,
+    }
+    results: dict[str, dict[str, float]] = {}
+    for batch_size in (1, 8):
+        prompts = [chat_ids(model.tokenizer, chat_messages(t)) for t in PROMPTS[:batch_size]]
+        batch = pad_left(prompts, model.tokenizer.pad_token_id)
+        for fn in variants.values():
+            fn(batch)  # warm-up
+        samples: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(args.repeats):  # interleaved: every variant sees the same machine load
+            for name, fn in variants.items():
+                start = time.perf_counter()
+                fn(batch)
+                samples[name].append(batch_size * n / (time.perf_counter() - start))
+        results[f"batch{batch_size}"] = {k: statistics.median(v) for k, v in samples.items()}
+    rows = []
+    for key, rates in results.items():
+        floor = rates["HF generate, unsteered (floor)"]
+        rows += [(f"{key}: {name}", f"{rate:7.1f} tok/s  {rate / floor:5.3f}x") for name, rate in rates.items()]
+    print_rows(f"generation, {n} new tokens, KV cache, ratios vs plain HF generate", rows)
+    write_result("steering_speed", args, {"new_tokens": n, "tokens_per_s": results,
+                                           "ratios_vs_hf": {k: {name: r / v["HF generate, unsteered (floor)"] for name, r in v.items()}
+                                                            for k, v in results.items()}})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The shipped vector library: a Markdown table of every exported edit under a directory.
+
+``python -m traitlens.steering.library vectors/smollm2-135m-instruct`` rewrites
+``vectors/README.md`` from each vector's ``meta.json``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from traitlens._io import write_text
+from traitlens.steering.artifact import FILES, load_vector
+
+__all__ = ["library_table", "write_library_readme"]
+
+ORDER = ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ")
+
+
+def library_table(root: Path) -> str:
+    rows = ["| edit | layer | alpha (x resid norm) | target share before -> after | letter | perplexity change |",
+            "|---|---|---|---|---|---|"]
+    for trait in ORDER:
+        directory = root / trait
+        if not (directory / FILES["meta"]).is_file():
+            rows.append(f"| {trait[0]} -> {trait[1]} | - | - | not generated | - | - |")
+            continue
+        s = load_vector(directory).extra.get("edit_summary", {})
+        letter = ("already " + trait[1]) if s.get("already_target_before") else ("flipped" if s.get("flipped") else "not flipped")
+        rows.append(f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {s.get('layer')} | {s.get('alpha', 0):.3g} | "
+                    f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {letter} | "
+                    f"{100 * s.get('perplexity_change', 0):+.1f}% |")
+    return "\n".join(rows)
+
+
+def write_library_readme(root: Path) -> Path:
+    text = f"""# Steering vectors
+
+Edit directions for `{root.name}`, produced by `make vectors` (eight `traitlens edit` runs, one
+per direction of each MBTI dimension). Each directory holds `directions.safetensors` (one float32
+tensor per layer, the displacement at alpha = 1), `meta.json` (model fingerprint, trait, method,
+scales, probe accuracy, the alpha curve and `recommended_alpha`), the edit's `report.md` and plots.
+
+Use one: `traitlens assess --vector vectors/{root.name}/JP` (applies its recommended alpha), or
+in Python `traitlens.steering.artifact.load_vector(path)`.
+
+Target share is measured on the 64 held-out (eval) questionnaire items with the readout the
+instrument chose for this model; perplexity is on the shipped neutral reference text.
+
+{library_table(root)}
+"""
+    return write_text(root.parent / "README.md", text)
+
+
+if __name__ == "__main__":
+    print(write_library_readme(Path(sys.argv[1])))

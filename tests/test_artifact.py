@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from helpers import assert_clean_error, run_cli
+from traitlens import TraitlensError
+from traitlens.steering import SteeringVector
+from traitlens.steering.artifact import FILES, load_vector, save_vector, tensor_name
+from traitlens.steering.inject import load_intervention
+
+
+def _vector(model, layers=(1, 2)) -> SteeringVector:
+    g = torch.Generator().manual_seed(3)
+    return SteeringVector({layer: torch.randn(model.d_model, generator=g) for layer in layers}, model=model.fingerprint.to_dict(),
+                          trait="JP", method="meandiff", scales={layer: 2.0 for layer in layers},
+                          stats={layer: {"mean_pos": 1.0} for layer in layers}, recommended_alpha=0.15)
+
+
+def test_round_trip_keeps_tensors_and_metadata(tiny, tmp_path):
+    vector = _vector(tiny)
+    save_vector(vector, tmp_path / "v", {"note": "hello"})
+    loaded = load_vector(tmp_path / "v")
+    assert loaded.layers == vector.layers
+    for layer in vector.layers:
+        assert torch.equal(loaded.offsets[layer], vector.offsets[layer])
+    assert (loaded.trait, loaded.method, loaded.recommended_alpha, loaded.hook) == ("JP", "meandiff", 0.15, "resid_post")
+    assert loaded.scales == vector.scales and loaded.model == vector.model and loaded.extra["note"] == "hello"
+
+
+def _broken(tmp_path, tiny, damage):
+    directory = tmp_path / "v"
+    save_vector(_vector(tiny), directory)
+    damage(directory)
+    return directory
+
+
+def _truncate(d):
+    path = d / FILES["directions"]
+    path.write_bytes(path.read_bytes()[:40])
+
+
+def _bad_json(d):
+    (d / FILES["meta"]).write_text("{ not json")
+
+
+def _missing_tensor(d):
+    save_file({tensor_name(1): torch.zeros(64)}, str(d / FILES["directions"]))
+
+
+def _nan(d):
+    save_file({tensor_name(1): torch.full((64,), float("nan")), tensor_name(2): torch.zeros(64)}, str(d / FILES["directions"]))
+
+
+def _wrong_version(d):
+    meta = json.loads((d / FILES["meta"]).read_text())
+    meta["format_version"] = 99
+    (d / FILES["meta"]).write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncate, "not a readable safetensors file"),
+    (_bad_json, "invalid JSON"),
+    (_missing_tensor, "no tensor 'layer.2' for listed layer 2"),
+    (_nan, "NaN or infinite"),
+    (_wrong_version, "format version 99"),
+])
+def test_corrupted_artifacts_are_refused_clearly(tiny, tmp_path, damage, message):
+    with pytest.raises(TraitlensError, match=message):
+        load_vector(_broken(tmp_path, tiny, damage))
+
+
+def test_pickle_files_are_refused(tmp_path):
+    (tmp_path / "vector.pt").write_bytes(b"\x80\x04junk")
+    with pytest.raises(TraitlensError, match="pickle"):
+        load_vector(tmp_path / "vector.pt")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "steering.pkl").write_bytes(b"\x80\x04junk")
+    with pytest.raises(TraitlensError, match="pickle"):
+        load_vector(tmp_path / "dir")
+
+
+def test_vector_for_another_model_is_refused(tiny, tmp_path):
+    vector = _vector(tiny)
+    vector.model = {**vector.model, "weights_hash": "sha256:0123456789abcdef", "name": "other"}
+    save_vector(vector, tmp_path / "other")
+    with pytest.raises(TraitlensError, match="made for other"):
+        load_intervention(tmp_path / "other", tiny)
+    result = run_cli("assess", "--model", "tiny", "--vector", str(tmp_path / "other"), "--out", str(tmp_path / "out"))
+    assert_clean_error(result, "made for other")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_assess_with_a_vector_runs(tiny, tmp_path):
+    save_vector(_vector(tiny), tmp_path / "v")
+    result = run_cli("assess", "--model", "tiny", "--vector", str(tmp_path / "v"), "--alpha", "0.5", "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "o" / "assessment.json").read_text())
+    assert data["settings"]["intervention"]["alpha"] == 0.5
