@@ -43,3 +43,10 @@ vectors:
 		$(VENV)/bin/traitlens edit --trait $$t --model $(MODEL) --out runs/edit-$$t || exit 1; \
 	done
 	$(PY) -m traitlens.steering.library vectors/$(MODEL)
+
+# Safety suites on our samples; DATA=../shared/data for the public sets, LIMIT=N items per suite.
+DATA ?=
+LIMIT ?= 40
+.PHONY: bench
+bench:
+	$(VENV)/bin/traitlens bench --model $(MODEL) --limit $(LIMIT) $(if $(DATA),--data $(DATA)) --out runs/bench

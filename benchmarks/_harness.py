@@ -7,7 +7,6 @@ one run and reports ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource

@@ -43,16 +43,27 @@ def main() -> None:
         ("mean |share difference|", f"{np.abs(a - b).mean():.3f}"),
     ]
     rows += [(f"  {d} logprob vs sample", f"{x:.3f} vs {y:.3f}") for d, x, y in zip(dims, a, b, strict=True)]
-    rows += [(f"  {d} sample position bias / kappa",
-              f"{sample.dimensions[d].reliability['position_bias']:.2f} / {sample.dimensions[d].reliability['fleiss_kappa']:.2f}")
-             for d in dims]
+    rows += [
+        (
+            f"  {d} sample position bias / kappa",
+            f"{sample.dimensions[d].reliability['position_bias']:.2f} / {sample.dimensions[d].reliability['fleiss_kappa']:.2f}",
+        )
+        for d in dims
+    ]
     print_rows("assessment protocols", rows)
-    write_result("assess_protocols", args, {
-        "seconds": times, "speedup": ratio, "runs": args.runs, "n_items": len(items),
-        "logprob": {d: logprob.dimensions[d].to_dict() for d in dims},
-        "sample": {d: sample.dimensions[d].to_dict() for d in dims},
-        "mean_abs_share_difference": float(np.abs(a - b).mean()),
-    })
+    write_result(
+        "assess_protocols",
+        args,
+        {
+            "seconds": times,
+            "speedup": ratio,
+            "runs": args.runs,
+            "n_items": len(items),
+            "logprob": {d: logprob.dimensions[d].to_dict() for d in dims},
+            "sample": {d: sample.dimensions[d].to_dict() for d in dims},
+            "mean_abs_share_difference": float(np.abs(a - b).mean()),
+        },
+    )
 
 
 if __name__ == "__main__":

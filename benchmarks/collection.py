@@ -24,7 +24,10 @@ def main() -> None:
     contrast = default_contrast().for_dimension("JP")
     contrast = type(contrast)(contrast.pairs[: args.pairs], contrast.name)
     encoded = [encode_side(model.tokenizer, s) for pair in contrast.pairs for s in (pair.first, pair.second)]
-    batches = [pad_right([e.ids for e in chunk], model.tokenizer.pad_token_id)[0] for chunk in batched(encoded, args.batch_size)]
+    batches = [
+        pad_right([e.ids for e in chunk], model.tokenizer.pad_token_id)[0]
+        for chunk in batched(encoded, args.batch_size)
+    ]
     n = len(encoded)
 
     def plain_bridge():
@@ -46,8 +49,12 @@ def main() -> None:
     def ours():
         collect(model, contrast, hook="resid_post", reduce="last", batch_size=args.batch_size, use_cache=False)
 
-    runs = {"traitlens collect": ours, "bridge forward, no hooks": plain_bridge,
-            "HF forward, no hooks": plain_hf, "run_with_cache, no filter": unfiltered_cache}
+    runs = {
+        "traitlens collect": ours,
+        "bridge forward, no hooks": plain_bridge,
+        "HF forward, no hooks": plain_hf,
+        "run_with_cache, no filter": unfiltered_cache,
+    }
     ours()  # warm-up
     best: dict[str, float] = {}
     for _ in range(args.repeats):  # interleaved repeats, best of each: robust to load spikes
@@ -65,10 +72,18 @@ def main() -> None:
         ("collect / run_with_cache", f"{c / rate['run_with_cache, no filter']:.2f}x speed-up"),
     ]
     print_rows(f"collection: {n} sequences, {model.n_layers} layers, batch {args.batch_size}", rows)
-    write_result("collection", args, {"sequences": n, "layers": model.n_layers, "seq_per_s": rate,
-                                       "ratio_vs_bridge_forward": c / rate["bridge forward, no hooks"],
-                                       "ratio_vs_hf_forward": c / rate["HF forward, no hooks"],
-                                       "speedup_vs_run_with_cache": c / rate["run_with_cache, no filter"]})
+    write_result(
+        "collection",
+        args,
+        {
+            "sequences": n,
+            "layers": model.n_layers,
+            "seq_per_s": rate,
+            "ratio_vs_bridge_forward": c / rate["bridge forward, no hooks"],
+            "ratio_vs_hf_forward": c / rate["HF forward, no hooks"],
+            "speedup_vs_run_with_cache": c / rate["run_with_cache, no filter"],
+        },
+    )
 
 
 if __name__ == "__main__":

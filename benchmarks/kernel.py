@@ -55,15 +55,27 @@ def main() -> None:
                     mask = torch.ones(1, t, device=device)
                     fused = timer(lambda: fused_steer(h, v, mask, 0.5, args.mode), repeats)
                     ref = timer(lambda: reference_steer(h, v, mask, 0.5, args.mode), repeats)
-                    record = {"device": device, "dtype": str(dtype).split(".")[-1], "d_model": d, "tokens": t,
-                              "fused_s": fused, "reference_s": ref, "speedup": ref / fused}
+                    record = {
+                        "device": device,
+                        "dtype": str(dtype).split(".")[-1],
+                        "d_model": d,
+                        "tokens": t,
+                        "fused_s": fused,
+                        "reference_s": ref,
+                        "speedup": ref / fused,
+                    }
                     if device == "cuda":
                         copy = timer(lambda: h.clone(), repeats)
                         moved = 2 * h.numel() * h.element_size()
                         record |= {"fused_GBps": moved / fused / 1e9, "copy_GBps": moved / copy / 1e9}
                     records.append(record)
                     extra = f"  {record['fused_GBps']:.0f}/{record['copy_GBps']:.0f} GB/s" if device == "cuda" else ""
-                    rows.append((f"{device} {record['dtype']:8s} d={d:5d} t={t:5d}", f"fused {ref / fused:5.2f}x faster than unfused{extra}"))
+                    rows.append(
+                        (
+                            f"{device} {record['dtype']:8s} d={d:5d} t={t:5d}",
+                            f"fused {ref / fused:5.2f}x faster than unfused{extra}",
+                        )
+                    )
     print_rows(f"per-token steering op ({args.mode})", rows)
     write_result("kernel", args, {"mode": args.mode, "records": records})
 

@@ -15,9 +15,16 @@ from traitlens.batching import pad_left
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.steering import SteeringVector, apply_steering
 
-PROMPTS = ["Describe your ideal weekend.", "How do you plan a trip?", "What do you do after work?",
-           "Tell me about a hobby you enjoy.", "How do you make decisions?", "What is your morning routine?",
-           "How do you handle deadlines?", "What makes a good friend?"]
+PROMPTS = [
+    "Describe your ideal weekend.",
+    "How do you plan a trip?",
+    "What do you do after work?",
+    "Tell me about a hobby you enjoy.",
+    "How do you make decisions?",
+    "What is your morning routine?",
+    "How do you handle deadlines?",
+    "What makes a good friend?",
+]
 
 
 def _vector(model) -> SteeringVector:
@@ -43,8 +50,14 @@ def main() -> None:
         handle = apply_steering(model, vector, 1.0, **steer_kwargs) if steer else None
         try:
             with torch.inference_mode():
-                model.fast_model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                                          do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
+                model.fast_model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=n,
+                    min_new_tokens=n,
+                    do_sample=False,
+                    pad_token_id=model.tokenizer.pad_token_id,
+                )
         finally:
             if handle:
                 handle.remove()
@@ -52,8 +65,16 @@ def main() -> None:
     def bridge_generate(batch):
         ids, mask = batch
         with torch.inference_mode():
-            model.bridge.generate(ids, max_new_tokens=n, do_sample=False, stop_at_eos=False, verbose=False,
-                                  attention_mask=mask, use_past_kv_cache=True, return_type="tokens")
+            model.bridge.generate(
+                ids,
+                max_new_tokens=n,
+                do_sample=False,
+                stop_at_eos=False,
+                verbose=False,
+                attention_mask=mask,
+                use_past_kv_cache=True,
+                return_type="tokens",
+            )
 
     variants = {
         "HF generate, unsteered (floor)": lambda b: hf_generate(b),
@@ -80,9 +101,17 @@ def main() -> None:
         floor = rates["HF generate, unsteered (floor)"]
         rows += [(f"{key}: {name}", f"{rate:7.1f} tok/s  {rate / floor:5.3f}x") for name, rate in rates.items()]
     print_rows(f"generation, {n} new tokens, KV cache, ratios vs plain HF generate", rows)
-    write_result("steering_speed", args, {"new_tokens": n, "tokens_per_s": results,
-                                           "ratios_vs_hf": {k: {name: r / v["HF generate, unsteered (floor)"] for name, r in v.items()}
-                                                            for k, v in results.items()}})
+    write_result(
+        "steering_speed",
+        args,
+        {
+            "new_tokens": n,
+            "tokens_per_s": results,
+            "ratios_vs_hf": {
+                k: {name: r / v["HF generate, unsteered (floor)"] for name, r in v.items()} for k, v in results.items()
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ import sys
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real ``traitlens`` entry point in a subprocess."""
     code = "from traitlens.cli.app import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> None:

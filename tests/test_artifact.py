@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
+from helpers import assert_clean_error, run_cli
 from safetensors.torch import save_file
 
-from helpers import assert_clean_error, run_cli
 from traitlens import TraitlensError
 from traitlens.steering import SteeringVector
 from traitlens.steering.artifact import FILES, load_vector, save_vector, tensor_name
@@ -15,9 +15,15 @@ from traitlens.steering.inject import load_intervention
 
 def _vector(model, layers=(1, 2)) -> SteeringVector:
     g = torch.Generator().manual_seed(3)
-    return SteeringVector({layer: torch.randn(model.d_model, generator=g) for layer in layers}, model=model.fingerprint.to_dict(),
-                          trait="JP", method="meandiff", scales={layer: 2.0 for layer in layers},
-                          stats={layer: {"mean_pos": 1.0} for layer in layers}, recommended_alpha=0.15)
+    return SteeringVector(
+        {layer: torch.randn(model.d_model, generator=g) for layer in layers},
+        model=model.fingerprint.to_dict(),
+        trait="JP",
+        method="meandiff",
+        scales={layer: 2.0 for layer in layers},
+        stats={layer: {"mean_pos": 1.0} for layer in layers},
+        recommended_alpha=0.15,
+    )
 
 
 def test_round_trip_keeps_tensors_and_metadata(tiny, tmp_path):
@@ -27,7 +33,12 @@ def test_round_trip_keeps_tensors_and_metadata(tiny, tmp_path):
     assert loaded.layers == vector.layers
     for layer in vector.layers:
         assert torch.equal(loaded.offsets[layer], vector.offsets[layer])
-    assert (loaded.trait, loaded.method, loaded.recommended_alpha, loaded.hook) == ("JP", "meandiff", 0.15, "resid_post")
+    assert (loaded.trait, loaded.method, loaded.recommended_alpha, loaded.hook) == (
+        "JP",
+        "meandiff",
+        0.15,
+        "resid_post",
+    )
     assert loaded.scales == vector.scales and loaded.model == vector.model and loaded.extra["note"] == "hello"
 
 
@@ -52,7 +63,9 @@ def _missing_tensor(d):
 
 
 def _nan(d):
-    save_file({tensor_name(1): torch.full((64,), float("nan")), tensor_name(2): torch.zeros(64)}, str(d / FILES["directions"]))
+    save_file(
+        {tensor_name(1): torch.full((64,), float("nan")), tensor_name(2): torch.zeros(64)}, str(d / FILES["directions"])
+    )
 
 
 def _wrong_version(d):
@@ -61,13 +74,16 @@ def _wrong_version(d):
     (d / FILES["meta"]).write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (_truncate, "not a readable safetensors file"),
-    (_bad_json, "invalid JSON"),
-    (_missing_tensor, "no tensor 'layer.2' for listed layer 2"),
-    (_nan, "NaN or infinite"),
-    (_wrong_version, "format version 99"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_truncate, "not a readable safetensors file"),
+        (_bad_json, "invalid JSON"),
+        (_missing_tensor, "no tensor 'layer.2' for listed layer 2"),
+        (_nan, "NaN or infinite"),
+        (_wrong_version, "format version 99"),
+    ],
+)
 def test_corrupted_artifacts_are_refused_clearly(tiny, tmp_path, damage, message):
     with pytest.raises(TraitlensError, match=message):
         load_vector(_broken(tmp_path, tiny, damage))
@@ -96,7 +112,9 @@ def test_vector_for_another_model_is_refused(tiny, tmp_path):
 
 def test_cli_assess_with_a_vector_runs(tiny, tmp_path):
     save_vector(_vector(tiny), tmp_path / "v")
-    result = run_cli("assess", "--model", "tiny", "--vector", str(tmp_path / "v"), "--alpha", "0.5", "--out", str(tmp_path / "o"))
+    result = run_cli(
+        "assess", "--model", "tiny", "--vector", str(tmp_path / "v"), "--alpha", "0.5", "--out", str(tmp_path / "o")
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "o" / "assessment.json").read_text())
     assert data["settings"]["intervention"]["alpha"] == 0.5

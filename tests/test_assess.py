@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 import pytest
-
 from fakes import PlantedScorer, planted_sampler
 from helpers import assert_clean_error, run_cli
+
 from traitlens.assess import assess
 from traitlens.assess.logprob import run_logprob
 from traitlens.assess.readouts import option_readout
@@ -108,10 +108,19 @@ def _request(order=(0, 1)):
     return LabelRequest(item, order)
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ("1", 0), (" 2.", 1), ("Answer: 2", 1), ("I would say 1 because", 0),
-    ("I go with the flow.", 1), ("Hmm, hard to say", None), ("1 or 2", 0), ("either 1 or 2", None),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("1", 0),
+        (" 2.", 1),
+        ("Answer: 2", 1),
+        ("I would say 1 because", 0),
+        ("I go with the flow.", 1),
+        ("Hmm, hard to say", None),
+        ("1 or 2", 0),
+        ("either 1 or 2", None),
+    ],
+)
 def test_parse_answer(reply, expected):
     assert parse_answer(reply, _request()) == expected
 

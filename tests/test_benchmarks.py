@@ -16,8 +16,13 @@ SCRIPTS = ["assess_protocols", "collection", "steering_speed", "kernel"]
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_benchmark_quick_mode(name, tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads((tmp_path / f"{name}-quick.json").read_text())
     assert data["name"] == name and data["quick"] is True

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from helpers import assert_clean_error, run_cli
+
 from traitlens.steering.artifact import load_vector
 from traitlens.steering.calibrate import CurvePoint, _search_layer
 from traitlens.steering.edit import edit
@@ -67,12 +67,15 @@ def test_edit_vector_points_towards_the_target_pole(tiny):
     assert float(to_p.vector.offsets[1] @ direction.vector) < 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--trait", "JX"], "unknown trait 'JX'"),
-    (["--trait", "JP", "--alpha", "nan"], "--alpha must be a finite number"),
-    (["--trait", "JP", "--goal", "1.5"], "--goal must be between 0 and 1"),
-    (["--trait", "JP", "--model", "tiny", "--layer", "12"], "layer 12 out of range"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--trait", "JX"], "unknown trait 'JX'"),
+        (["--trait", "JP", "--alpha", "nan"], "--alpha must be a finite number"),
+        (["--trait", "JP", "--goal", "1.5"], "--goal must be between 0 and 1"),
+        (["--trait", "JP", "--model", "tiny", "--layer", "12"], "layer 12 out of range"),
+    ],
+)
 def test_cli_edit_bad_input_writes_nothing(tmp_path, args, message):
     out = tmp_path / "out"
     assert_clean_error(run_cli("edit", *args, "--out", str(out), "--export", str(tmp_path / "vec")), message)

@@ -28,8 +28,12 @@ def _jsonl(tmp_path: Path, rows: list[dict]) -> Path:
 
 
 def _row(id="X-1", a=("Yes.", "J"), b=("No.", "P"), stem="Plan ahead?", dimension="JP"):
-    return {"id": id, "dimension": dimension, "stem": stem,
-            "options": [{"text": a[0], "pole": a[1]}, {"text": b[0], "pole": b[1]}]}
+    return {
+        "id": id,
+        "dimension": dimension,
+        "stem": stem,
+        "options": [{"text": a[0], "pole": a[1]}, {"text": b[0], "pole": b[1]}],
+    }
 
 
 @pytest.mark.parametrize(
@@ -64,10 +68,14 @@ def test_invalid_json_line_is_named(tmp_path):
 
 def test_mbti93_layout(tmp_path):
     path = tmp_path / "mbti.json"
-    path.write_text(json.dumps({
-        "1": {"question": "Do you prefer to\nA. plan ahead\nB. stay flexible", "A": "J", "B": "P"},
-        "2": {"question": "At parties you\nA. talk to many\nB. talk to few", "A": "E", "B": "I"},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "1": {"question": "Do you prefer to\nA. plan ahead\nB. stay flexible", "A": "J", "B": "P"},
+                "2": {"question": "At parties you\nA. talk to many\nB. talk to few", "A": "E", "B": "I"},
+            }
+        )
+    )
     bank = load_items(path)
     assert [i.dimension for i in bank] == ["JP", "EI"]
     assert bank.items[0].stem == "Do you prefer to"
@@ -99,8 +107,10 @@ def test_unknown_layout_and_missing_file(tmp_path):
         load_items(tmp_path / "x.txt")
 
 
-@pytest.mark.parametrize("text, expected", [("JP", ("JP", "J", "P")), ("pj", ("JP", "P", "J")),
-                                            ("FT", ("TF", "F", "T")), ("ei", ("EI", "E", "I"))])
+@pytest.mark.parametrize(
+    "text, expected",
+    [("JP", ("JP", "J", "P")), ("pj", ("JP", "P", "J")), ("FT", ("TF", "F", "T")), ("ei", ("EI", "E", "I"))],
+)
 def test_parse_dimension(text, expected):
     assert parse_dimension(text) == expected
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import assert_clean_error, run_cli
+
 from traitlens import TraitlensError, load_model
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.generation import generate

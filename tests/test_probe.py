@@ -6,13 +6,19 @@ from importlib import resources
 import numpy as np
 import pytest
 import torch
-
 from helpers import assert_clean_error, run_cli
+
 from traitlens import TraitlensError
 from traitlens.items import default_items, load_items
 from traitlens.probe.api import probe, probe_dimension
 from traitlens.probe.collect import collect, encode_side
-from traitlens.probe.contrast import ContrastPair, ContrastSet, Side, item_pairs, load_pairs, statement_pairs
+from traitlens.probe.contrast import (
+    ContrastPair,
+    ContrastSet,
+    item_pairs,
+    load_pairs,
+    statement_pairs,
+)
 from traitlens.probe.layers import grouped_folds, permutation_test
 from traitlens.probe.methods import METHODS, LogisticProbe, get_method
 
@@ -63,7 +69,9 @@ def test_permutation_test_separates_signal_from_noise():
     pos, neg, _ = _planted(n=60, d=32, margin=3.0, noise=1.0)
     noise_pos, noise_neg, _ = _planted(n=60, d=32, margin=0.0, noise=1.0, seed=5)
     groups = np.arange(60).astype(str)
-    observed, p, null95 = permutation_test([noise_pos.numpy(), pos.numpy()], [noise_neg.numpy(), neg.numpy()], groups, 200)
+    observed, p, null95 = permutation_test(
+        [noise_pos.numpy(), pos.numpy()], [noise_neg.numpy(), neg.numpy()], groups, 200
+    )
     assert p[1] < 0.01 and observed[1] > null95
     assert p[0] > 0.05
 
@@ -107,7 +115,7 @@ def test_collection_matches_run_with_cache_and_masks_padding(tiny):
         _, cache = tiny.bridge.run_with_cache(torch.tensor([e.ids]))
         act = cache["blocks.1.hook_resid_mid"][0]
         torch.testing.assert_close(last.second[k, 1], act[e.stop - 1], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(mean.second[k, 1], act[e.start:e.stop].mean(0), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(mean.second[k, 1], act[e.start : e.stop].mean(0), atol=1e-5, rtol=1e-5)
 
 
 def test_cache_returns_identical_tensors_and_follows_the_item_file(tiny, tmp_path, monkeypatch):
@@ -144,7 +152,12 @@ def test_probe_result_json_has_the_documented_shape(tiny, tmp_path):
 
 def test_pairs_loader_layouts_and_errors(tmp_path):
     ours = tmp_path / "ours.jsonl"
-    ours.write_text("\n".join(json.dumps({"prompt": f"q{k}", "pole_a": "P", "answer_a": "flexible", "pole_b": "J", "answer_b": "planned"}) for k in range(8)))
+    ours.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"q{k}", "pole_a": "P", "answer_a": "flexible", "pole_b": "J", "answer_b": "planned"})
+            for k in range(8)
+        )
+    )
     contrast = load_pairs([ours])
     assert contrast.dimensions() == ["JP"] and contrast.pairs[0].first.answer == "planned"
     mm = tmp_path / "mm.jsonl"
@@ -162,7 +175,9 @@ def test_cli_probe_bad_input(tmp_path):
     assert_clean_error(run_cli("probe", "--trait", "JE"), "unknown trait 'JE'")
     assert_clean_error(run_cli("probe", "--model", "tiny", "--layers", "7"), "layer 7 out of range")
     one_pole = tmp_path / "one.jsonl"
-    one_pole.write_text(json.dumps({"prompt": "q", "pole_a": "J", "answer_a": "a", "pole_b": "J", "answer_b": "b"}) + "\n")
+    one_pole.write_text(
+        json.dumps({"prompt": "q", "pole_a": "J", "answer_a": "a", "pole_b": "J", "answer_b": "b"}) + "\n"
+    )
     assert_clean_error(run_cli("probe", "--pairs", str(one_pole)), "one.jsonl line 1")
     few = tmp_path / "few.jsonl"
     few.write_text(json.dumps({"prompt": "q", "pole_a": "J", "answer_a": "a", "pole_b": "P", "answer_b": "b"}) + "\n")

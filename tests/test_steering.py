@@ -21,7 +21,9 @@ from traitlens.steering import (
 
 def _vector(model, layers=(1,), seed=0, scale=3.0, hook="resid_post") -> SteeringVector:
     g = torch.Generator().manual_seed(seed)
-    offsets = {layer: scale * torch.randn(model.d_model, generator=g) / math.sqrt(model.d_model) * 4 for layer in layers}
+    offsets = {
+        layer: scale * torch.randn(model.d_model, generator=g) / math.sqrt(model.d_model) * 4 for layer in layers
+    }
     return SteeringVector(offsets, hook=hook, model=model.fingerprint.to_dict(), trait="JP")
 
 
@@ -155,7 +157,9 @@ def test_bad_steering_input_is_refused(tiny):
     vector = _vector(tiny)
     with pytest.raises(TraitlensError, match="alpha must be a finite number"):
         apply_steering(tiny, vector, float("nan"))
-    other = SteeringVector({1: torch.ones(tiny.d_model)}, model={**tiny.fingerprint.to_dict(), "weights_hash": "sha256:feed"})
+    other = SteeringVector(
+        {1: torch.ones(tiny.d_model)}, model={**tiny.fingerprint.to_dict(), "weights_hash": "sha256:feed"}
+    )
     with pytest.raises(TraitlensError, match="steering vector made for"):
         apply_steering(tiny, other, 1.0)
     with pytest.raises(TraitlensError, match="d_model 32"):

@@ -43,7 +43,9 @@ def _stop_ids(model: LoadedModel) -> set[int]:
 
 @torch.inference_mode()
 def _generate_hf(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops):
-    kwargs = dict(do_sample=False) if temperature <= 0 else dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+    kwargs = (
+        dict(do_sample=False) if temperature <= 0 else dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+    )
     out = model.fast_model.generate(
         input_ids=ids.to(model.device),
         attention_mask=mask.to(model.device),
@@ -53,7 +55,7 @@ def _generate_hf(model, ids, mask, max_new_tokens, temperature, use_cache, pad_i
         eos_token_id=sorted(stops),
         **kwargs,
     )
-    return out[:, ids.shape[1]:].cpu()
+    return out[:, ids.shape[1] :].cpu()
 
 
 @torch.inference_mode()
@@ -70,7 +72,7 @@ def _generate_bridge(model, ids, mask, max_new_tokens, temperature, use_cache, p
         verbose=False,
         return_type="tokens",
     )
-    return out[:, ids.shape[1]:].cpu()
+    return out[:, ids.shape[1] :].cpu()
 
 
 def generate(

@@ -55,8 +55,7 @@ def parse_dimension(text: str) -> tuple[str, str, str]:
         if _POLE_TO_DIMENSION.get(first) == _POLE_TO_DIMENSION.get(second) is not None:
             return _POLE_TO_DIMENSION[first], first, second
     raise TraitlensError(
-        f"unknown trait '{text}': use two letters of one dimension, e.g. JP (J->P), PJ, EI, IE, "
-        "SN, NS, TF or FT"
+        f"unknown trait '{text}': use two letters of one dimension, e.g. JP (J->P), PJ, EI, IE, SN, NS, TF or FT"
     )
 
 
@@ -101,9 +100,7 @@ class ItemBank:
         if isinstance(dimensions, str):
             dimensions = [dimensions]
         wanted = list(dimensions) if dimensions is not None else self.dimensions()
-        chosen = tuple(
-            i for i in self.items if i.dimension in wanted and (split == "all" or i.split == split)
-        )
+        chosen = tuple(i for i in self.items if i.dimension in wanted and (split == "all" or i.split == split))
         for dim in wanted:
             if not any(i.dimension == dim for i in chosen):
                 raise TraitlensError(f"{self.source}: dimension {dim} has no items in split '{split}'")

@@ -59,9 +59,7 @@ def assess(
             settings = {"readout": readout}
         else:
             sampler = model_sampler(model, batch_size=max(batch_size, runs))
-            dims, records, warnings = run_sample(
-                sampler, list(bank), dimensions, runs, temperature, seed, progress
-            )
+            dims, records, warnings = run_sample(sampler, list(bank), dimensions, runs, temperature, seed, progress)
             settings = {"runs": runs, "temperature": temperature}
     settings.update(seed=seed, intervention=intervention.describe() if intervention else None)
     return AssessmentResult(

@@ -55,7 +55,9 @@ def _warnings(dimension: str, used: str, rel: dict[str, float]) -> list[str]:
         fallback = "" if used == "label" else "; the position-free option readout is used instead"
         out.append(f"{dimension}: numbered-label answers are position-driven (label 1 wins {bias:.0%}){fallback}")
     if used == "label" and rel["order_consistency"] < ORDER_CONSISTENCY_MIN:
-        out.append(f"{dimension}: label readout used although only {rel['order_consistency']:.0%} of items are order-consistent")
+        out.append(
+            f"{dimension}: label readout used although only {rel['order_consistency']:.0%} of items are order-consistent"
+        )
     if used == "label" and rel["label_mass"] < LABEL_MASS_MIN:
         out.append(f"{dimension}: only {rel['label_mass']:.0%} of next-token probability is on the labels")
     return out
@@ -82,12 +84,21 @@ def run_logprob(
         warnings.extend(_warnings(dim, used, rel))
         for item in dim_items:
             lab, opt = labels[item.id], options[item.id]
-            records.append(record(
-                id=item.id, dimension=dim, first_pole=item.first_pole,
-                p_first=chosen[item.id].p_first, readout=used,
-                label={"p_first": lab.p_first, "logodds_by_order": list(lab.logodds_by_order),
-                       "mass": lab.mass, "picks_position1": list(lab.picks_position1),
-                       "consistent": lab.consistent},
-                option={"p_first": opt.p_first, "loglik": list(opt.loglik)},
-            ))
+            records.append(
+                record(
+                    id=item.id,
+                    dimension=dim,
+                    first_pole=item.first_pole,
+                    p_first=chosen[item.id].p_first,
+                    readout=used,
+                    label={
+                        "p_first": lab.p_first,
+                        "logodds_by_order": list(lab.logodds_by_order),
+                        "mass": lab.mass,
+                        "picks_position1": list(lab.picks_position1),
+                        "consistent": lab.consistent,
+                    },
+                    option={"p_first": opt.p_first, "loglik": list(opt.loglik)},
+                )
+            )
     return results, records, warnings

@@ -45,16 +45,30 @@ def plot_assessment(results: dict[str, AssessmentResult], path: str | Path) -> P
             r = results[name].dimensions[dim]
             y = row + (k - (len(names) - 1) / 2) * height
             ax.barh(y, r.share_first * 100, height * 0.9, color=POLE_COLOURS[0], alpha=1 - 0.35 * k)
-            ax.barh(y, (1 - r.share_first) * 100, height * 0.9, left=r.share_first * 100,
-                    color=POLE_COLOURS[1], alpha=1 - 0.35 * k)
+            ax.barh(
+                y,
+                (1 - r.share_first) * 100,
+                height * 0.9,
+                left=r.share_first * 100,
+                color=POLE_COLOURS[1],
+                alpha=1 - 0.35 * k,
+            )
             lo, hi = r.ci95_first
-            ax.errorbar(r.share_first * 100, y, xerr=[[100 * (r.share_first - lo)], [100 * (hi - r.share_first)]],
-                        color="black", capsize=3, lw=1)
+            ax.errorbar(
+                r.share_first * 100,
+                y,
+                xerr=[[100 * (r.share_first - lo)], [100 * (hi - r.share_first)]],
+                color="black",
+                capsize=3,
+                lw=1,
+            )
             label = f"{r.share_first:.1%}" + (f"  ({name})" if len(names) > 1 else "")
             ax.text(1, y, label, va="center", fontsize=8, color="white")
     ax.axvline(50, color="grey", ls="--", lw=0.8)
     ax.set_yticks(range(len(dims)))
-    ax.set_yticklabels([f"{results[names[0]].dimensions[d].poles[0]} | {results[names[0]].dimensions[d].poles[1]}" for d in dims])
+    ax.set_yticklabels(
+        [f"{results[names[0]].dimensions[d].poles[0]} | {results[names[0]].dimensions[d].poles[1]}" for d in dims]
+    )
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of answers (%)")
@@ -75,11 +89,22 @@ def assessment_markdown(result: AssessmentResult, plot_name: str | None = None) 
     ]
     for dim, r in result.dimensions.items():
         lo, hi = r.ci95_first
-        lines.append(f"| {dim} | {r.poles[0]} {r.share_first:.1%} | [{lo:.1%}, {hi:.1%}] | {r.letter} | {r.readout} | {r.readout_reason} |")
-    lines += ["", "## Reliability", "", "| dimension | " + " | ".join(_reliability_keys(result)) + " |",
-              "|---|" + "---|" * len(_reliability_keys(result))]
+        lines.append(
+            f"| {dim} | {r.poles[0]} {r.share_first:.1%} | [{lo:.1%}, {hi:.1%}] | {r.letter} | {r.readout} | {r.readout_reason} |"
+        )
+    lines += [
+        "",
+        "## Reliability",
+        "",
+        "| dimension | " + " | ".join(_reliability_keys(result)) + " |",
+        "|---|" + "---|" * len(_reliability_keys(result)),
+    ]
     for dim, r in result.dimensions.items():
-        lines.append(f"| {dim} | " + " | ".join(f"{r.reliability.get(k, float('nan')):.3f}" for k in _reliability_keys(result)) + " |")
+        lines.append(
+            f"| {dim} | "
+            + " | ".join(f"{r.reliability.get(k, float('nan')):.3f}" for k in _reliability_keys(result))
+            + " |"
+        )
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in result.warnings] or ["- none: the instrument looks reliable for this model"]
     if plot_name:

@@ -57,8 +57,13 @@ class DimensionResult:
         first = DIMENSIONS[dimension][0]
         reliability = {k: float("nan") if v is None else v for k, v in data.get("reliability", {}).items()}
         return cls(
-            dimension, data[first], tuple(data["ci95"][first]), data["n_items"], data["readout"],
-            data.get("readout_reason", ""), reliability,
+            dimension,
+            data[first],
+            tuple(data["ci95"][first]),
+            data["n_items"],
+            data["readout"],
+            data.get("readout_reason", ""),
+            reliability,
         )
 
 
@@ -108,8 +113,15 @@ class AssessmentResult:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             dims = {d: DimensionResult.from_dict(d, v) for d, v in data["dimensions"].items()}
             return cls(
-                data["model"], data["protocol"], data["split"], data["items_source"],
-                data["items_hash"], dims, data["items"], data["warnings"], data["seconds"],
+                data["model"],
+                data["protocol"],
+                data["split"],
+                data["items_source"],
+                data["items_hash"],
+                dims,
+                data["items"],
+                data["warnings"],
+                data["seconds"],
                 data.get("settings", {}),
             )
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -118,6 +130,7 @@ class AssessmentResult:
 
 def record(**values: Any) -> dict[str, Any]:
     """A per-item JSON record with floats rounded (the JSON is for reading, not re-analysis)."""
+
     def clean(v):
         if isinstance(v, float):
             return round(v, 6)
@@ -126,6 +139,5 @@ def record(**values: Any) -> dict[str, Any]:
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         return v
+
     return {k: clean(v) for k, v in values.items()}
-
-

@@ -42,8 +42,9 @@ def model_sampler(model, max_new_tokens: int = 6, batch_size: int = 32) -> Sampl
 
     def sample(requests: Sequence[LabelRequest], temperature: float, seed: int) -> list[str]:
         prompts = [chat_ids(model.tokenizer, r.messages()) for r in requests]
-        out = generate(model, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                       seed=seed, batch_size=batch_size)
+        out = generate(
+            model, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size
+        )
         return [g.text for g in out]
 
     return sample
@@ -90,15 +91,29 @@ def run_sample(
             "fleiss_kappa": kappa,
         }
         results[dim] = DimensionResult(
-            dim, share, ratio_bootstrap_ci(first, parsed, seed=seed), len(dim_items), "sample",
-            f"{runs} sampled runs at temperature {temperature}", rel,
+            dim,
+            share,
+            ratio_bootstrap_ci(first, parsed, seed=seed),
+            len(dim_items),
+            "sample",
+            f"{runs} sampled runs at temperature {temperature}",
+            rel,
         )
         if rel["unparsed_share"] > 0.2:
             warnings.append(f"{dim}: {rel['unparsed_share']:.0%} of sampled replies had no parseable answer")
         if rel["position_bias"] >= 0.8 or rel["position_bias"] <= 0.2:
-            warnings.append(f"{dim}: sampled answers are position-driven (position 1 chosen {rel['position_bias']:.0%})")
+            warnings.append(
+                f"{dim}: sampled answers are position-driven (position 1 chosen {rel['position_bias']:.0%})"
+            )
         for item, c in zip(dim_items, counts, strict=True):
             total = c["first"] + c["second"]
-            records.append(record(id=item.id, dimension=dim, first_pole=item.first_pole,
-                                  p_first=c["first"] / total if total else None, **c))
+            records.append(
+                record(
+                    id=item.id,
+                    dimension=dim,
+                    first_pole=item.first_pole,
+                    p_first=c["first"] / total if total else None,
+                    **c,
+                )
+            )
     return results, records, warnings

@@ -56,30 +56,45 @@ class ModelScorer:
         if self.progress is not None:
             self.progress(n)
 
-    def label_logprobs(self, requests: Sequence[LabelRequest]) -> np.ndarray:
-        tokenizer = self.model.tokenizer
+    def next_token_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
+        """[n, len(token_ids)]: log-probabilities of ``token_ids`` right after each prompt."""
         rows = []
-        for chunk in batched(list(requests), self.batch_size):
-            ids, mask = pad_left([chat_ids(tokenizer, r.messages()) for r in chunk], tokenizer.pad_token_id)
+        for chunk in batched(list(prompts), self.batch_size):
+            ids, mask = pad_left(chunk, self.model.tokenizer.pad_token_id)
             logprobs = self._forward(ids, mask, torch.tensor([ids.shape[1] - 1]))[:, -1, :]
-            rows.append(logprobs[:, self.label_ids].numpy())
+            rows.append(logprobs[:, list(token_ids)].numpy())
             self._tick(len(chunk))
-        return np.concatenate(rows) if rows else np.zeros((0, 2))
+        return np.concatenate(rows) if rows else np.zeros((0, len(token_ids)))
+
+    def continuation_logprobs(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]]) -> np.ndarray:
+        """[n]: mean per-token log-likelihood of each answer after its prompt."""
+        scores: list[float] = []
+        for start in range(0, len(prompts), self.batch_size):
+            scores += self._continuation_batch(
+                prompts[start : start + self.batch_size], answers[start : start + self.batch_size]
+            )
+        return np.asarray(scores)
+
+    def label_logprobs(self, requests: Sequence[LabelRequest]) -> np.ndarray:
+        prompts = [chat_ids(self.model.tokenizer, r.messages()) for r in requests]
+        return self.next_token_logprobs(prompts, self.label_ids)
 
     def option_logprobs(self, requests: Sequence[OptionRequest]) -> np.ndarray:
         tokenizer = self.model.tokenizer
-        scores: list[float] = []
-        for chunk in batched(list(requests), self.batch_size):
-            prompts = [chat_ids(tokenizer, r.messages()) for r in chunk]
-            answers = [tokenizer(r.option.text, add_special_tokens=False)["input_ids"] for r in chunk]
-            ids, mask = pad_right([p + a for p, a in zip(prompts, answers, strict=True)], tokenizer.pad_token_id)
-            # Token t is predicted at position t-1; keep the union of answer positions.
-            spans = [torch.arange(len(p) - 1, len(p) + len(a) - 1) for p, a in zip(prompts, answers, strict=True)]
-            keep = torch.unique(torch.cat(spans))
-            column = {int(pos): k for k, pos in enumerate(keep)}
-            logprobs = self._forward(ids, mask, keep)
-            for row, (span, answer) in enumerate(zip(spans, answers, strict=True)):
-                cols = torch.tensor([column[int(pos)] for pos in span])
-                scores.append(float(logprobs[row, cols, torch.as_tensor(answer)].mean()))
-            self._tick(len(chunk))
-        return np.asarray(scores)
+        prompts = [chat_ids(tokenizer, r.messages()) for r in requests]
+        answers = [tokenizer(r.option.text, add_special_tokens=False)["input_ids"] for r in requests]
+        return self.continuation_logprobs(prompts, answers)
+
+    def _continuation_batch(self, prompts, answers) -> list[float]:
+        ids, mask = pad_right([p + a for p, a in zip(prompts, answers, strict=True)], self.model.tokenizer.pad_token_id)
+        # Token t is predicted at position t-1; unembed only the union of answer positions.
+        spans = [torch.arange(len(p) - 1, len(p) + len(a) - 1) for p, a in zip(prompts, answers, strict=True)]
+        keep = torch.unique(torch.cat(spans))
+        column = {int(pos): k for k, pos in enumerate(keep)}
+        logprobs = self._forward(ids, mask, keep)
+        scores = []
+        for row, (span, answer) in enumerate(zip(spans, answers, strict=True)):
+            cols = torch.tensor([column[int(pos)] for pos in span])
+            scores.append(float(logprobs[row, cols, torch.as_tensor(answer)].mean()))
+        self._tick(len(prompts))
+        return scores

@@ -25,9 +25,16 @@ class SuiteResult:
     data: str = ""  # where the items came from
 
     def to_dict(self, with_records: bool = False) -> dict[str, Any]:
-        out = {"metric": self.metric, "value": round(self.value, 6), "higher_is_better": self.higher_is_better,
-               "ci95": [round(self.ci95[0], 6), round(self.ci95[1], 6)], "n": self.n,
-               "extra": {k: round(v, 6) for k, v in self.extra.items()}, "note": self.note, "data": self.data}
+        out = {
+            "metric": self.metric,
+            "value": round(self.value, 6),
+            "higher_is_better": self.higher_is_better,
+            "ci95": [round(self.ci95[0], 6), round(self.ci95[1], 6)],
+            "n": self.n,
+            "extra": {k: round(v, 6) for k, v in self.extra.items()},
+            "note": self.note,
+            "data": self.data,
+        }
         if with_records:
             out["records"] = self.records
         return out
@@ -36,8 +43,14 @@ class SuiteResult:
 class Suite(Protocol):
     name: str
 
-    def run(self, model, intervention=None, data: str | None = None, limit: int | None = None,
-            progress: Callable[[int], None] | None = None) -> SuiteResult: ...
+    def run(
+        self,
+        model,
+        intervention=None,
+        data: str | None = None,
+        limit: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> SuiteResult: ...
 
 
 def f1_score(truth: Sequence[int], predicted: Sequence[int]) -> float:
@@ -54,7 +67,9 @@ def accuracy(truth: Sequence[int], predicted: Sequence[int]) -> float:
     return float((t == p).mean()) if len(t) else float("nan")
 
 
-def bootstrap_metric(metric: Callable[[np.ndarray], float], n: int, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_metric(
+    metric: Callable[[np.ndarray], float], n: int, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile 95% interval of ``metric(indices)`` over item resamples."""
     if n == 0:
         return (float("nan"), float("nan"))

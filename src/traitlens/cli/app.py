@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover
 
 from traitlens import __version__  # noqa: E402
 from traitlens.cli.assess_cmd import assess_command  # noqa: E402
+from traitlens.cli.bench_cmd import bench_command  # noqa: E402
 from traitlens.cli.edit_cmd import edit_command  # noqa: E402
 from traitlens.cli.model_cmd import chat, model_app  # noqa: E402
 from traitlens.cli.probe_cmd import probe_command  # noqa: E402
@@ -38,6 +39,7 @@ app.command("chat")(chat)
 app.command("assess")(assess_command)
 app.command("probe")(probe_command)
 app.command("edit")(edit_command)
+app.command("bench")(bench_command)
 
 
 def _version(value: bool) -> None:

@@ -13,7 +13,9 @@ __all__ = ["assess_command"]
 
 def assess_command(
     model: str = ModelOption,
-    items: Path | None = typer.Option(None, "--items", help="Item file (.jsonl, 93-item .json, .csv); default: the shipped bank."),
+    items: Path | None = typer.Option(
+        None, "--items", help="Item file (.jsonl, 93-item .json, .csv); default: the shipped bank."
+    ),
     split: str = typer.Option("eval", help="eval, train or all."),
     protocol: str = typer.Option("logprob", help="logprob (deterministic, default) or sample (the paper's)."),
     readout: str = typer.Option("auto", help="auto, label or option (logprob protocol)."),
@@ -21,7 +23,9 @@ def assess_command(
     temperature: float = typer.Option(0.7, help="Sampling temperature (sample protocol)."),
     seed: int = typer.Option(0),
     vector: Path | None = typer.Option(None, "--vector", help="Steering vector directory to apply."),
-    alpha: float | None = typer.Option(None, "--alpha", help="Steering strength (default: the vector's recommended alpha)."),
+    alpha: float | None = typer.Option(
+        None, "--alpha", help="Steering strength (default: the vector's recommended alpha)."
+    ),
     out: Path = typer.Option(Path("runs/assess"), "--out", help="Output directory."),
 ) -> None:
     """Administer the questionnaire and score E/I, S/N, T/F, J/P."""
@@ -40,8 +44,18 @@ def assess_command(
     loaded = load_with_status(model)
     intervention = _intervention(vector, alpha, loaded)
     with progress_bar(f"assess ({protocol})", work_units(bank.select(split), protocol)) as advance:
-        result = assess(loaded, bank, split=split, protocol=protocol, readout=readout, runs=runs,
-                        temperature=temperature, seed=seed, intervention=intervention, progress=advance)
+        result = assess(
+            loaded,
+            bank,
+            split=split,
+            protocol=protocol,
+            readout=readout,
+            runs=runs,
+            temperature=temperature,
+            seed=seed,
+            intervention=intervention,
+            progress=advance,
+        )
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "assessment.json")
     plot_assessment({"model": result}, out / "assessment.png")

@@ -33,7 +33,13 @@ def load_with_status(spec: str):
 @contextlib.contextmanager
 def progress_bar(description: str, total: int):
     """A rich progress bar on stderr; yields ``advance(n)``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
@@ -44,10 +50,17 @@ def progress_bar(description: str, total: int):
 @contextlib.contextmanager
 def progress_factory():
     """One rich progress display; yields ``new_task(description, total) -> advance(n)``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
+
         def new_task(description: str, total: int):
             task = progress.add_task(description, total=total)
             return lambda n=1: progress.advance(task, n)

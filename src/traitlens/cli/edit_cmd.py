@@ -15,14 +15,22 @@ __all__ = ["edit_command"]
 def edit_command(
     trait: str = typer.Option(..., "--trait", help="Two letters, from -> to: JP (J->P), PJ, EI, IE, SN, NS, TF, FT."),
     model: str = ModelOption,
-    layer: int | None = typer.Option(None, "--layer", help="Layer to edit (default: searched among the best probe layers)."),
-    alpha: float | None = typer.Option(None, "--alpha", help="Fixed strength in units of the residual norm (default: calibrated)."),
-    goal: float = typer.Option(0.5, "--goal", help="Target pole share to exceed on the eval items (0.5 = flip the letter)."),
+    layer: int | None = typer.Option(
+        None, "--layer", help="Layer to edit (default: searched among the best probe layers)."
+    ),
+    alpha: float | None = typer.Option(
+        None, "--alpha", help="Fixed strength in units of the residual norm (default: calibrated)."
+    ),
+    goal: float = typer.Option(
+        0.5, "--goal", help="Target pole share to exceed on the eval items (0.5 = flip the letter)."
+    ),
     guard: float = typer.Option(0.25, "--guard", help="Allowed relative perplexity rise on the reference text."),
     method: str = typer.Option("meandiff", "--method", help="Direction method: meandiff, probe or pca."),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default: runs/edit-<TRAIT>)."),
     export: Path | None = typer.Option(None, "--export", help="Vector directory (default: vectors/<model>/<TRAIT>)."),
     no_export: bool = typer.Option(False, "--no-export", help="Do not export the vector."),
+    bench: bool = typer.Option(True, "--bench/--no-bench", help="Run the safety suites before and after the edit."),
+    bench_limit: int = typer.Option(20, "--bench-limit", min=1, help="Items per safety suite (our samples)."),
 ) -> None:
     """Edit one trait: baseline -> direction -> calibrated alpha -> re-assessment -> report + vector."""
     from traitlens.errors import TraitlensError
@@ -44,7 +52,30 @@ def edit_command(
     out = out or Path("runs") / f"edit-{trait}"
     export = None if no_export else (export or Path("vectors") / loaded.name / trait)
     with progress_factory() as factory:
-        result = edit(loaded, trait, layer=layer, alpha=alpha, goal=goal, guard=guard, method=method, progress=factory)
+        run_bench = _bench_runner(bench_limit) if bench else None
+        result = edit(
+            loaded,
+            trait,
+            layer=layer,
+            alpha=alpha,
+            goal=goal,
+            guard=guard,
+            method=method,
+            run_bench=run_bench,
+            progress=factory,
+        )
     write_edit_outputs(result, out, export)
     console.print(edit_markdown(result).split("## Calibration")[0], markup=False, highlight=False)
     console.print(f"wrote {out}/report.md" + (f"; vector in {export}" if export else ""))
+
+
+def _bench_runner(limit: int):
+    """Before/after safety suites on our shipped samples, ``limit`` items each."""
+    from traitlens.bench import DEFAULT_SUITES, bench_json, run_suites
+
+    def run(model, steering):
+        before = run_suites(model, DEFAULT_SUITES, None, None, limit)
+        after = run_suites(model, DEFAULT_SUITES, steering, None, limit)
+        return bench_json(before, after) | {"limit": limit}
+
+    return run

@@ -14,8 +14,12 @@ __all__ = ["probe_command"]
 def probe_command(
     trait: str = typer.Option("all", "--trait", help="JP, EI, SN, TF (either letter order) or all."),
     model: str = ModelOption,
-    items: Path | None = typer.Option(None, "--items", help="Item file to build contrasts from (default: shipped bank + statements)."),
-    pairs: list[Path] | None = typer.Option(None, "--pairs", help="Paired answers: one .jsonl, or two Alpaca .json files (repeat --pairs)."),
+    items: Path | None = typer.Option(
+        None, "--items", help="Item file to build contrasts from (default: shipped bank + statements)."
+    ),
+    pairs: list[Path] | None = typer.Option(
+        None, "--pairs", help="Paired answers: one .jsonl, or two Alpaca .json files (repeat --pairs)."
+    ),
     hook: str = typer.Option("resid_post", "--hook", help="resid_pre, resid_mid or resid_post."),
     reduce: str = typer.Option("last", "--reduce", help="last answer token or mean over the answer."),
     method: str = typer.Option("probe", "--method", help="probe, meandiff or pca."),
@@ -58,7 +62,9 @@ def probe_command(
         if bad:
             raise TraitlensError(f"layer {bad[0]} out of range: {loaded.name} has layers 0..{loaded.n_layers - 1}")
     with progress_factory() as factory:
-        result = probe(loaded, dims, contrast, hook, reduce, method, chosen_layers, permutations, seed, progress=factory)
+        result = probe(
+            loaded, dims, contrast, hook, reduce, method, chosen_layers, permutations, seed, progress=factory
+        )
     out.mkdir(parents=True, exist_ok=True)
     result.save(out)
     plot_probe(result, out / "probe.png")

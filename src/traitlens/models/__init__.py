@@ -88,9 +88,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
     _prepare_tokenizer_for_bridge(resolved.tokenizer, resolved.name)
     model = resolved.hf_model.to(device)
     fast_model = _unwrapped_twin(model)
-    bridge = TransformerBridge.boot_transformers(
-        resolved.name, hf_model=model, tokenizer=resolved.tokenizer
-    )
+    bridge = TransformerBridge.boot_transformers(resolved.name, hf_model=model, tokenizer=resolved.tokenizer)
     bridge.eval()
     fingerprint = ModelFingerprint(
         name=resolved.name,

@@ -90,11 +90,7 @@ def read_gguf(path: Path) -> GGUFContents:
 def _unpermute_rope(weight: np.ndarray, n_heads: int) -> np.ndarray:
     """Undo llama.cpp's interleaving of the rotary halves in q/k projection rows."""
     rows = weight.shape[0]
-    return (
-        weight.reshape(n_heads, rows // n_heads // 2, 2, *weight.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weight.shape)
-    )
+    return weight.reshape(n_heads, rows // n_heads // 2, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
 def _dequantise(tensor: Any) -> np.ndarray:

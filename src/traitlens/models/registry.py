@@ -102,9 +102,7 @@ def _load_gemma() -> ResolvedModel:
     package = _package_dir(GEMMA_PACKAGE, "run `make install-models`")
     found = sorted(package.rglob("*.gguf"))
     if not found:
-        raise TraitlensError(
-            f"no assembled GGUF under {package}: run `make install-models` (it calls assemble())"
-        )
+        raise TraitlensError(f"no assembled GGUF under {package}: run `make install-models` (it calls assemble())")
     return _load_gguf(found[0], "gemma-3-270m")
 
 

@@ -80,8 +80,13 @@ class ProbeResult:
         return {
             "dimensions": {d: p.to_dict() for d, p in self.dimensions.items()},
             "cosine": {"layer": self.cosine_layer, "dimensions": list(self.dimensions), "matrix": self.cosine_matrix},
-            "model": self.model, "contrast": self.contrast, "contrast_hash": self.contrast_hash,
-            "hook": self.hook, "reduce": self.reduce, "method": self.method, "seconds": round(self.seconds, 2),
+            "model": self.model,
+            "contrast": self.contrast,
+            "contrast_hash": self.contrast_hash,
+            "hook": self.hook,
+            "reduce": self.reduce,
+            "method": self.method,
+            "seconds": round(self.seconds, 2),
         }
 
     def save(self, out: str | Path) -> None:
@@ -90,7 +95,11 @@ class ProbeResult:
 
         out = Path(out)
         write_json(out / "probe.json", self.to_dict())
-        tensors = {f"{d}.{layer}": v.vector.contiguous() for d, p in self.dimensions.items() for layer, v in p.directions.items()}
+        tensors = {
+            f"{d}.{layer}": v.vector.contiguous()
+            for d, p in self.dimensions.items()
+            for layer, v in p.directions.items()
+        }
         atomic_write(out / "directions.safetensors", lambda tmp: save_file(tensors, str(tmp)))
 
 
@@ -100,23 +109,41 @@ def _split(acts: Activations, split: str) -> tuple[torch.Tensor, torch.Tensor, n
     return acts.first[rows], acts.second[rows], groups
 
 
-def probe_dimension(acts: Activations, method_name: str, permutations: int, seed: int,
-                    tick: Callable[[int], None] | None = None, with_probe: bool = True) -> DimensionProbe:
+def probe_dimension(
+    acts: Activations,
+    method_name: str,
+    permutations: int,
+    seed: int,
+    tick: Callable[[int], None] | None = None,
+    with_probe: bool = True,
+) -> DimensionProbe:
     dim = acts.contrast.pairs[0].dimension
     pos, neg, groups = _split(acts, "train")
     pos_eval, neg_eval, _ = _split(acts, "eval")
     if len(set(groups)) < 3 or len(pos_eval) < 2:
-        raise TraitlensError(f"{dim}: too few contrast pairs to probe ({len(set(groups))} train groups, {len(pos_eval)} eval pairs)")
+        raise TraitlensError(
+            f"{dim}: too few contrast pairs to probe ({len(set(groups))} train groups, {len(pos_eval)} eval pairs)"
+        )
     k_layers = range(len(acts.layers))
     observed, p_values, null95 = permutation_test(
-        [pos[:, k].double().numpy() for k in k_layers], [neg[:, k].double().numpy() for k in k_layers],
-        groups, permutations, seed,
+        [pos[:, k].double().numpy() for k in k_layers],
+        [neg[:, k].double().numpy() for k in k_layers],
+        groups,
+        permutations,
+        seed,
     )
     method = get_method(method_name)
     results, directions = [], {}
     for k, layer in enumerate(acts.layers):
-        result, direction = probe_layer(layer, (pos[:, k], neg[:, k]), (pos_eval[:, k], neg_eval[:, k]), groups,
-                                        method, (float(observed[k]), float(p_values[k]), null95), with_probe)
+        result, direction = probe_layer(
+            layer,
+            (pos[:, k], neg[:, k]),
+            (pos_eval[:, k], neg_eval[:, k]),
+            groups,
+            method,
+            (float(observed[k]), float(p_values[k]), null95),
+            with_probe,
+        )
         results.append(result)
         directions[layer] = direction
         if tick:
@@ -161,5 +188,15 @@ def probe(
         tick = progress(f"probe {dim}", len(acts.layers)) if progress else None
         results[dim] = probe_dimension(acts, method, permutations, seed, tick)
     layer, matrix = _cosines(results)
-    return ProbeResult(model.fingerprint.to_dict(), contrast.name, contrast.content_hash(), hook, reduce, method,
-                       results, layer, matrix, time.perf_counter() - start)
+    return ProbeResult(
+        model.fingerprint.to_dict(),
+        contrast.name,
+        contrast.content_hash(),
+        hook,
+        reduce,
+        method,
+        results,
+        layer,
+        matrix,
+        time.perf_counter() - start,
+    )

@@ -27,7 +27,9 @@ class ActivationStore:
     root: Path
 
     @classmethod
-    def for_run(cls, fingerprint: ModelFingerprint, contrast_hash: str, hook: str, reduce: str, layers: list[int]) -> ActivationStore:
+    def for_run(
+        cls, fingerprint: ModelFingerprint, contrast_hash: str, hook: str, reduce: str, layers: list[int]
+    ) -> ActivationStore:
         key = json.dumps([fingerprint.weights_hash, contrast_hash, hook, reduce, layers])
         digest = hashlib.sha256(key.encode()).hexdigest()[:20]
         return cls(cache_dir() / "activations" / digest)

@@ -76,6 +76,7 @@ def _run_batch(model: LoadedModel, chunk: Sequence[Encoded], layers: list[int], 
             if layer == last:
                 raise _Done  # nothing downstream is needed, not even the unembedding
             return act
+
         return fn
 
     hooks = [(model.hook_name(layer, hook), grab(layer)) for layer in layers]
@@ -110,7 +111,9 @@ def collect(
     if bad:
         raise TraitlensError(f"layer {bad[0]} out of range: {model.name} has layers 0..{model.n_layers - 1}")
     encoded = [encode_side(model.tokenizer, s) for p in contrast.pairs for s in (p.first, p.second)]
-    store = ActivationStore.for_run(model.fingerprint, contrast.content_hash(), hook, reduce, layers) if use_cache else None
+    store = (
+        ActivationStore.for_run(model.fingerprint, contrast.content_hash(), hook, reduce, layers) if use_cache else None
+    )
     chunks = []
     for index, chunk in enumerate(batched(encoded, batch_size)):
         cached = store.load_chunk(index) if store else None

@@ -87,13 +87,22 @@ def item_pairs(bank: ItemBank, listed: bool = False) -> ContrastSet:
         second_pole = next(o.pole for o in item.options if o.pole != item.first_pole)
         first, second = item.option_for(item.first_pole), item.option_for(second_pole)
         stem = tuple(chat_messages(item.stem))
-        pairs.append(ContrastPair(item.id, item.id, item.dimension, item.split,
-                                  Side(stem, first.text), Side(stem, second.text)))
+        pairs.append(
+            ContrastPair(item.id, item.id, item.dimension, item.split, Side(stem, first.text), Side(stem, second.text))
+        )
         if listed:
             for order in ((0, 1), (1, 0)):
                 listed_messages = tuple(LabelRequest(item, order).messages())
-                pairs.append(ContrastPair(f"{item.id}/list{order[0]}{order[1]}", item.id, item.dimension, item.split,
-                                          Side(listed_messages, first.text), Side(listed_messages, second.text)))
+                pairs.append(
+                    ContrastPair(
+                        f"{item.id}/list{order[0]}{order[1]}",
+                        item.id,
+                        item.dimension,
+                        item.split,
+                        Side(listed_messages, first.text),
+                        Side(listed_messages, second.text),
+                    )
+                )
     return ContrastSet(tuple(pairs), "items+listed" if listed else "items")
 
 
@@ -129,21 +138,34 @@ def _jsonl_pairs(path: Path) -> list[ContrastPair]:
         except json.JSONDecodeError as exc:
             raise TraitlensError(f"{where}: invalid JSON ({exc.msg})") from None
         if "pole_a" in raw:
-            answers = {str(raw["pole_a"]).upper(): raw.get("answer_a", ""), str(raw["pole_b"]).upper(): raw.get("answer_b", "")}
+            answers = {
+                str(raw["pole_a"]).upper(): raw.get("answer_a", ""),
+                str(raw["pole_b"]).upper(): raw.get("answer_b", ""),
+            }
             prompt = raw.get("prompt", "")
         elif "instruction" in raw:
             answers = {k: v for k, v in raw.items() if k in _POLE_DIM}
             prompt = "\n\n".join(x for x in (raw["instruction"], raw.get("input", "")) if x)
         else:
-            raise TraitlensError(f"{where}: expected keys prompt/pole_a/answer_a/pole_b/answer_b or instruction/<poles>")
+            raise TraitlensError(
+                f"{where}: expected keys prompt/pole_a/answer_a/pole_b/answer_b or instruction/<poles>"
+            )
         pid = str(raw.get("id", f"{path.stem}-{number}"))
         split = raw.get("split") or ("eval" if number % 4 == 0 else "train")
         pairs.append(_pair(where, pid, str(raw.get("group", pid)), prompt, answers, split))
     return pairs
 
 
-_FILE_POLES = {"extraversion": "E", "introversion": "I", "sensing": "S", "intuition": "N",
-               "thinking": "T", "feeling": "F", "judging": "J", "perceiving": "P"}
+_FILE_POLES = {
+    "extraversion": "E",
+    "introversion": "I",
+    "sensing": "S",
+    "intuition": "N",
+    "thinking": "T",
+    "feeling": "F",
+    "judging": "J",
+    "perceiving": "P",
+}
 
 
 def _alpaca_pairs(path_a: Path, path_b: Path) -> list[ContrastPair]:
@@ -167,7 +189,16 @@ def _alpaca_pairs(path_a: Path, path_b: Path) -> list[ContrastPair]:
             raise TraitlensError(f"{where}: the two files ask different instructions")
         prompt = "\n\n".join(x for x in (ra.get("instruction", ""), ra.get("input", "")) if x)
         split = "eval" if i % 4 == 3 else "train"
-        pairs.append(_pair(where, f"mm-{i}", f"mm-{i}", prompt, {poles[0]: ra.get("output", ""), poles[1]: rb.get("output", "")}, split))
+        pairs.append(
+            _pair(
+                where,
+                f"mm-{i}",
+                f"mm-{i}",
+                prompt,
+                {poles[0]: ra.get("output", ""), poles[1]: rb.get("output", "")},
+                split,
+            )
+        )
     return pairs
 
 

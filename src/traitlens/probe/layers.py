@@ -79,7 +79,9 @@ def permutation_test(
     flips = rng.choice([-1.0, 1.0], size=(n_permutations, len(uniq)))[:, inverse]
     ones = np.ones((1, len(groups)))
     observed = np.array([_meandiff_cv_accuracy(p, n, folds, ones)[0] for p, n in zip(acts_pos, acts_neg, strict=True)])
-    null_max = np.max([_meandiff_cv_accuracy(p, n, folds, flips) for p, n in zip(acts_pos, acts_neg, strict=True)], axis=0)
+    null_max = np.max(
+        [_meandiff_cv_accuracy(p, n, folds, flips) for p, n in zip(acts_pos, acts_neg, strict=True)], axis=0
+    )
     p_values = (1 + (null_max[None, :] >= observed[:, None] - 1e-12).sum(1)) / (1 + n_permutations)
     return observed, p_values, float(np.percentile(null_max, 95))
 
@@ -92,9 +94,15 @@ def _heldout(direction: Direction, pos: torch.Tensor, neg: torch.Tensor) -> tupl
     return accuracy, float((p.mean() - n.mean()) / pooled)
 
 
-def probe_layer(layer: int, train: tuple[torch.Tensor, torch.Tensor], heldout: tuple[torch.Tensor, torch.Tensor],
-                groups: np.ndarray, method: DirectionMethod, perm: tuple[float, float, float],
-                with_probe: bool = True) -> tuple[LayerResult, Direction]:
+def probe_layer(
+    layer: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    heldout: tuple[torch.Tensor, torch.Tensor],
+    groups: np.ndarray,
+    method: DirectionMethod,
+    perm: tuple[float, float, float],
+    with_probe: bool = True,
+) -> tuple[LayerResult, Direction]:
     """``with_probe=False`` skips the logistic probe's cross-validation (cv_accuracy, auc and the
     cosine are NaN): the fast path when only directions and held-out separation are needed."""
     pos, neg = train
@@ -109,9 +117,16 @@ def probe_layer(layer: int, train: tuple[torch.Tensor, torch.Tensor], heldout: t
     heldout_accuracy, separation = _heldout(direction, *heldout)
     statistic, p_value, null_p95 = perm
     result = LayerResult(
-        layer, cv_accuracy, auc, heldout_accuracy, separation,
+        layer,
+        cv_accuracy,
+        auc,
+        heldout_accuracy,
+        separation,
         float(probe_dir.vector @ meandiff.vector) if probe_dir is not None else nan,
-        statistic, p_value, null_p95, p_value < 0.05,
+        statistic,
+        p_value,
+        null_p95,
+        p_value < 0.05,
     )
     return result, direction
 

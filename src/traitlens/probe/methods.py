@@ -55,7 +55,9 @@ def _with_stats(vector: torch.Tensor, method: str, pos: torch.Tensor, neg: torch
 
 def _check(pos: torch.Tensor, neg: torch.Tensor, paired: bool = False) -> None:
     if pos.ndim != 2 or neg.ndim != 2 or pos.shape[1] != neg.shape[1]:
-        raise TraitlensError(f"activations must be [n, d_model] with one d_model, got {tuple(pos.shape)} and {tuple(neg.shape)}")
+        raise TraitlensError(
+            f"activations must be [n, d_model] with one d_model, got {tuple(pos.shape)} and {tuple(neg.shape)}"
+        )
     if min(len(pos), len(neg)) < 2:
         raise TraitlensError("need at least two examples of each pole to fit a direction")
     if paired and len(pos) != len(neg):
@@ -101,7 +103,9 @@ class LogisticProbe:
 
     name = "probe"
 
-    def __init__(self, Cs: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), inner_folds: int = 3, seed: int = 0):
+    def __init__(
+        self, Cs: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), inner_folds: int = 3, seed: int = 0
+    ):
         self.Cs, self.inner_folds, self.seed = Cs, inner_folds, seed
 
     def fit(self, pos: torch.Tensor, neg: torch.Tensor, groups: np.ndarray | None = None) -> Direction:

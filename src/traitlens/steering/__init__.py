@@ -5,6 +5,13 @@ from traitlens.steering.kernels import MODES, fused_steer, reference_steer
 from traitlens.steering.vector import SteeringVector, compose
 
 __all__ = [
-    "SteeringVector", "compose", "Steering", "SteeringHandle", "apply_steering",
-    "fused_steer", "reference_steer", "MODES", "POSITIONS",
+    "SteeringVector",
+    "compose",
+    "Steering",
+    "SteeringHandle",
+    "apply_steering",
+    "fused_steer",
+    "reference_steer",
+    "MODES",
+    "POSITIONS",
 ]

@@ -80,7 +80,9 @@ def _read_meta(path: Path) -> dict[str, Any]:
         if key not in meta:
             raise TraitlensError(f"{path}: missing '{key}'")
     if meta["format_version"] != FORMAT_VERSION:
-        raise TraitlensError(f"{path}: format version {meta['format_version']} is not supported (expected {FORMAT_VERSION})")
+        raise TraitlensError(
+            f"{path}: format version {meta['format_version']} is not supported (expected {FORMAT_VERSION})"
+        )
     return meta
 
 
@@ -110,15 +112,37 @@ def load_vector(directory: str | Path) -> SteeringVector:
             raise TraitlensError(f"{tensor_path}: no tensor '{name}' for listed layer {layer}")
         tensor = tensors[name]
         if tensor.shape != (meta["d_model"],):
-            raise TraitlensError(f"{tensor_path}: '{name}' has shape {tuple(tensor.shape)}, expected ({meta['d_model']},)")
+            raise TraitlensError(
+                f"{tensor_path}: '{name}' has shape {tuple(tensor.shape)}, expected ({meta['d_model']},)"
+            )
         if not torch.isfinite(tensor).all():
             raise TraitlensError(f"{tensor_path}: '{name}' contains NaN or infinite values")
         offsets[int(layer)] = tensor.float()
-    known = {"format_version", "traitlens_version", "created", "model", "d_model", "n_layers", "hook", "layer_convention",
-             "layers", "trait", "edit", "method", "scale_mode", "scales", "stats", "recommended_alpha"}
+    known = {
+        "format_version",
+        "traitlens_version",
+        "created",
+        "model",
+        "d_model",
+        "n_layers",
+        "hook",
+        "layer_convention",
+        "layers",
+        "trait",
+        "edit",
+        "method",
+        "scale_mode",
+        "scales",
+        "stats",
+        "recommended_alpha",
+    }
     return SteeringVector(
-        offsets=offsets, hook=meta["hook"], model=meta["model"], trait=meta.get("trait", ""),
-        method=meta.get("method", ""), scale_mode=meta.get("scale_mode", "resid_norm"),
+        offsets=offsets,
+        hook=meta["hook"],
+        model=meta["model"],
+        trait=meta.get("trait", ""),
+        method=meta.get("method", ""),
+        scale_mode=meta.get("scale_mode", "resid_norm"),
         scales={int(k): float(v) for k, v in meta.get("scales", {}).items()},
         stats={int(k): v for k, v in meta.get("stats", {}).items()},
         recommended_alpha=meta.get("recommended_alpha"),

@@ -59,20 +59,37 @@ class Calibration:
         return self.chosen is not None and self.chosen.goal_met
 
     def to_dict(self) -> dict:
-        return {"trait": self.trait, "goal": self.goal, "guard": self.guard, "readout": self.readout,
-                "baseline_share": self.baseline_share, "baseline_perplexity": self.baseline_perplexity,
-                "goal_met": self.goal_met, "chosen": self.chosen.to_dict() if self.chosen else None,
-                "points": [p.to_dict() for p in self.points], "seconds": round(self.seconds, 1)}
+        return {
+            "trait": self.trait,
+            "goal": self.goal,
+            "guard": self.guard,
+            "readout": self.readout,
+            "baseline_share": self.baseline_share,
+            "baseline_perplexity": self.baseline_perplexity,
+            "goal_met": self.goal_met,
+            "chosen": self.chosen.to_dict() if self.chosen else None,
+            "points": [p.to_dict() for p in self.points],
+            "seconds": round(self.seconds, 1),
+        }
 
 
-def vector_for(model, trait: str, layer: int, direction: Direction, scale_mode: str = "resid_norm", method: str = "") -> SteeringVector:
+def vector_for(
+    model, trait: str, layer: int, direction: Direction, scale_mode: str = "resid_norm", method: str = ""
+) -> SteeringVector:
     """Offset at alpha = 1: the unit direction towards the edit's target pole times the scale."""
     dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
     sign = 1.0 if trait[1] == DIMENSIONS[dimension][0] else -1.0  # directions point to the first pole
     scale = direction.resid_norm if scale_mode == "resid_norm" else abs(direction.gap)
-    return SteeringVector({layer: sign * scale * direction.vector}, hook="resid_post", model=model.fingerprint.to_dict(),
-                          trait=trait, method=method or direction.method, scale_mode=scale_mode, scales={layer: scale},
-                          stats={layer: direction.stats()})
+    return SteeringVector(
+        {layer: sign * scale * direction.vector},
+        hook="resid_post",
+        model=model.fingerprint.to_dict(),
+        trait=trait,
+        method=method or direction.method,
+        scale_mode=scale_mode,
+        scales={layer: scale},
+        stats={layer: direction.stats()},
+    )
 
 
 class _Evaluator:
@@ -85,7 +102,13 @@ class _Evaluator:
 
     def __call__(self, vector: SteeringVector, alpha: float) -> CurvePoint:
         steering = Steering(vector, alpha)
-        result = assess(self.model, self.items.select("all", self.dimension), split="all", readout=self.readout, intervention=steering)
+        result = assess(
+            self.model,
+            self.items.select("all", self.dimension),
+            split="all",
+            readout=self.readout,
+            intervention=steering,
+        )
         ppl = perplexity(self.model, intervention=steering)
         ratio = ppl / self.baseline_ppl
         share = self.target_share(result)
@@ -123,7 +146,13 @@ def _off_target(model, trait, items: ItemBank, readout_by_dim: dict[str, str], b
         return 0.0
     shifts = []
     for dim in others:
-        result = assess(model, items.select("all", dim), split="all", readout=readout_by_dim[dim], intervention=Steering(vector, alpha))
+        result = assess(
+            model,
+            items.select("all", dim),
+            split="all",
+            readout=readout_by_dim[dim],
+            intervention=Steering(vector, alpha),
+        )
         shifts.append(abs(result.dimensions[dim].share_first - baseline.dimensions[dim].share_first))
     return max(shifts)
 
@@ -152,7 +181,9 @@ def calibrate(
         goal = min(already + GOAL_MARGIN, 0.95)
     base_ppl = perplexity(model)
     evaluate = _Evaluator(model, trait, dimension, items, readouts[dimension], base_ppl, guard, goal, progress)
-    calibration = Calibration(trait, goal, guard, readouts[dimension], baseline.dimensions[dimension].share(trait[1]), base_ppl)
+    calibration = Calibration(
+        trait, goal, guard, readouts[dimension], baseline.dimensions[dimension].share(trait[1]), base_ppl
+    )
     vectors = {layer: vector_for(model, trait, layer, directions[layer], scale_mode) for layer in layers}
     winners = []
     for layer in layers:

@@ -58,10 +58,18 @@ class EditResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "trait": self.trait, "dimension": self.dimension, "layer": self.layer, "alpha": self.alpha,
-            "before_type": self.baseline.type, "after_type": self.steered.type,
-            "before_share": round(self.share(self.baseline), 4), "after_share": round(self.share(self.steered), 4),
-            "target_pole": self.trait[1], "flipped": self.flipped, "already_target_before": self.already_target, "goal_met_in_calibration": self.calibration.goal_met,
+            "trait": self.trait,
+            "dimension": self.dimension,
+            "layer": self.layer,
+            "alpha": self.alpha,
+            "before_type": self.baseline.type,
+            "after_type": self.steered.type,
+            "before_share": round(self.share(self.baseline), 4),
+            "after_share": round(self.share(self.steered), 4),
+            "target_pole": self.trait[1],
+            "flipped": self.flipped,
+            "already_target_before": self.already_target,
+            "goal_met_in_calibration": self.calibration.goal_met,
             "perplexity_before": round(self.calibration.baseline_perplexity, 3),
             "perplexity_after": round(self.calibration.chosen.perplexity, 3),
             "perplexity_change": round(self.calibration.chosen.ppl_ratio - 1, 4),
@@ -80,16 +88,18 @@ def _candidate_layers(probe: DimensionProbe, layer: int | None, n_layers: int) -
 
 def _single_point(model, trait, probe, layer, alpha, items, baseline, scale_mode) -> tuple[Calibration, dict]:
     """--alpha given: evaluate exactly that edit, no search."""
-    from traitlens.steering.calibrate import _Evaluator, vector_for
     from traitlens.capability import perplexity
     from traitlens.items import DIMENSIONS
+    from traitlens.steering.calibrate import _Evaluator, vector_for
 
     dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
     base_ppl = perplexity(model)
     readout = baseline.dimensions[dimension].readout
     vector = vector_for(model, trait, layer, probe.directions[layer], scale_mode)
     point = _Evaluator(model, trait, dimension, items, readout, base_ppl, 0.25, 0.5, None)(vector, alpha)
-    calibration = Calibration(trait, 0.5, 0.25, readout, baseline.dimensions[dimension].share(trait[1]), base_ppl, [point], point)
+    calibration = Calibration(
+        trait, 0.5, 0.25, readout, baseline.dimensions[dimension].share(trait[1]), base_ppl, [point], point
+    )
     return calibration, {layer: vector}
 
 
@@ -130,9 +140,19 @@ def edit(
     if alpha is not None:
         calibration, vectors = _single_point(model, trait, probe, layers[0], alpha, bank, baseline, scale_mode)
     else:
-        calibration, vectors = calibrate(model, trait, probe.directions, layers, bank, baseline, goal=goal, guard=guard,
-                                         alphas=alphas, scale_mode=scale_mode,
-                                         progress=tick("calibrate", len(layers) * (len(alphas) + 3)))
+        calibration, vectors = calibrate(
+            model,
+            trait,
+            probe.directions,
+            layers,
+            bank,
+            baseline,
+            goal=goal,
+            guard=guard,
+            alphas=alphas,
+            scale_mode=scale_mode,
+            progress=tick("calibrate", len(layers) * (len(alphas) + 3)),
+        )
     chosen: CurvePoint = calibration.chosen
     vector = vectors[chosen.layer]
     vector.recommended_alpha = chosen.alpha
@@ -140,5 +160,6 @@ def edit(
     steered = assess(model, bank, intervention=steering, progress=tick("steered assessment", 4 * len(bank)))
     by_readout = {r: assess(model, bank, readout=r, intervention=steering) for r in ("label", "option")}
     bench = run_bench(model, steering) if run_bench else None
-    return EditResult(trait, dimension, baseline, steered, by_readout, probe, calibration, vector, bench,
-                      time.perf_counter() - start)
+    return EditResult(
+        trait, dimension, baseline, steered, by_readout, probe, calibration, vector, bench, time.perf_counter() - start
+    )

@@ -99,7 +99,11 @@ def _validate(model, vector: SteeringVector, alpha: float, positions: str, mode:
 def _fold(layers: nn.ModuleList, layer: int, delta: torch.Tensor, handle: SteeringHandle) -> None:
     linear = layers[layer].mlp.down_proj
     original = linear.bias
-    base = original.detach().clone() if original is not None else torch.zeros(linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device)
+    base = (
+        original.detach().clone()
+        if original is not None
+        else torch.zeros(linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device)
+    )
     linear.bias = nn.Parameter(base + delta.to(base), requires_grad=False)
 
     def undo() -> None:
@@ -147,7 +151,9 @@ def apply_steering(
             _fold(layers, target, alpha * offset, handle)
             continue
         if fold is True:
-            raise TraitlensError(f"cannot fold layer {layer}: folding needs mode 'add' at all positions on a Llama-style block")
+            raise TraitlensError(
+                f"cannot fold layer {layer}: folding needs mode 'add' at all positions on a Llama-style block"
+            )
 
         def edit(h: torch.Tensor, offset=offset) -> torch.Tensor:
             return steer(h, offset.to(h.dtype), _position_mask(h, columns, positions, prompt_length), alpha, mode)
@@ -166,6 +172,7 @@ def _post_hook(edit):
         if isinstance(output, tuple):
             return (edit(output[0]), *output[1:])
         return edit(output)
+
     return hook
 
 
@@ -175,6 +182,7 @@ def _pre_hook(edit):
             return (edit(args[0]), *args[1:]), kwargs
         kwargs["hidden_states"] = edit(kwargs["hidden_states"])
         return args, kwargs
+
     return hook
 
 
@@ -189,13 +197,26 @@ class Steering:
     fold: str | bool = "auto"
 
     def attach(self, model, prompt_length: int | None = None) -> SteeringHandle:
-        return apply_steering(model, self.vector, self.alpha, positions=self.positions, mode=self.mode,
-                              prompt_length=prompt_length, fold=self.fold)
+        return apply_steering(
+            model,
+            self.vector,
+            self.alpha,
+            positions=self.positions,
+            mode=self.mode,
+            prompt_length=prompt_length,
+            fold=self.fold,
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {"trait": self.vector.trait, "layers": self.vector.layers, "alpha": self.alpha,
-                "hook": self.vector.hook, "positions": self.positions, "mode": self.mode,
-                "scale_mode": self.vector.scale_mode}
+        return {
+            "trait": self.vector.trait,
+            "layers": self.vector.layers,
+            "alpha": self.alpha,
+            "hook": self.vector.hook,
+            "positions": self.positions,
+            "mode": self.mode,
+            "scale_mode": self.vector.scale_mode,
+        }
 
 
 def load_intervention(directory, model, alpha: float | None = None, **options) -> Steering:

@@ -23,7 +23,9 @@ __all__ = ["MODES", "reference_steer", "fused_steer", "triton_available"]
 MODES = ("add", "add_norm", "project")
 
 
-def reference_steer(h: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alpha: float, mode: str = "add") -> torch.Tensor:
+def reference_steer(
+    h: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alpha: float, mode: str = "add"
+) -> torch.Tensor:
     hf, vf, m = h.float(), v.float(), mask.float().unsqueeze(-1)
     if mode == "add":
         out = hf + alpha * m * vf
@@ -49,7 +51,9 @@ def _cpu_fused(h, v, mask, alpha, mode):
     hf, vf = h.float(), v.float()
     if mode == "add_norm":
         moved = torch.addcmul(hf, m.float(), vf, value=alpha)
-        ratio = torch.linalg.vector_norm(hf, dim=-1, keepdim=True) / torch.linalg.vector_norm(moved, dim=-1, keepdim=True).clamp_min(1e-12)
+        ratio = torch.linalg.vector_norm(hf, dim=-1, keepdim=True) / torch.linalg.vector_norm(
+            moved, dim=-1, keepdim=True
+        ).clamp_min(1e-12)
         return (moved * ratio).to(h.dtype)
     norm = vf.norm().clamp_min(1e-12)
     u = vf / norm
@@ -107,8 +111,18 @@ def _cuda_fused(h, v, mask, alpha, mode):
     m = mask.reshape(-1).to(torch.float32).contiguous()
     vf = v.to(device=h.device, dtype=torch.float32).contiguous()
     block = triton.next_power_of_2(d)
-    _triton_kernel[(flat.shape[0],)](flat, vf, m, out, d, float(alpha), float(vf.norm().clamp_min(1e-12)),
-                                     MODE=MODES.index(mode), BLOCK=block, num_warps=4 if block <= 2048 else 8)
+    _triton_kernel[(flat.shape[0],)](
+        flat,
+        vf,
+        m,
+        out,
+        d,
+        float(alpha),
+        float(vf.norm().clamp_min(1e-12)),
+        MODE=MODES.index(mode),
+        BLOCK=block,
+        num_warps=4 if block <= 2048 else 8,
+    )
     return out.reshape(h.shape)
 
 

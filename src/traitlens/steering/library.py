@@ -17,18 +17,26 @@ ORDER = ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ")
 
 
 def library_table(root: Path) -> str:
-    rows = ["| edit | layer | alpha (x resid norm) | target share before -> after | letter | perplexity change |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| edit | layer | alpha (x resid norm) | target share before -> after | letter | perplexity change |",
+        "|---|---|---|---|---|---|",
+    ]
     for trait in ORDER:
         directory = root / trait
         if not (directory / FILES["meta"]).is_file():
             rows.append(f"| {trait[0]} -> {trait[1]} | - | - | not generated | - | - |")
             continue
         s = load_vector(directory).extra.get("edit_summary", {})
-        letter = ("already " + trait[1]) if s.get("already_target_before") else ("flipped" if s.get("flipped") else "not flipped")
-        rows.append(f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {s.get('layer')} | {s.get('alpha', 0):.3g} | "
-                    f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {letter} | "
-                    f"{100 * s.get('perplexity_change', 0):+.1f}% |")
+        letter = (
+            ("already " + trait[1])
+            if s.get("already_target_before")
+            else ("flipped" if s.get("flipped") else "not flipped")
+        )
+        rows.append(
+            f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {s.get('layer')} | {s.get('alpha', 0):.3g} | "
+            f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {letter} | "
+            f"{100 * s.get('perplexity_change', 0):+.1f}% |"
+        )
     return "\n".join(rows)
 
 

@@ -62,8 +62,12 @@ class SteeringVector:
     def scaled(self, factor: float) -> SteeringVector:
         if not math.isfinite(factor):
             raise TraitlensError(f"scale factor must be finite, not {factor}")
-        return replace(self, offsets={k: v * factor for k, v in self.offsets.items()},
-                       scales={k: s * abs(factor) for k, s in self.scales.items()}, recommended_alpha=None)
+        return replace(
+            self,
+            offsets={k: v * factor for k, v in self.offsets.items()},
+            scales={k: s * abs(factor) for k, s in self.scales.items()},
+            recommended_alpha=None,
+        )
 
     def __mul__(self, factor: float) -> SteeringVector:
         return self.scaled(factor)
@@ -91,12 +95,24 @@ def compose(vectors: list[SteeringVector]) -> SteeringVector:
     for v in vectors[1:]:
         if v.hook != first.hook:
             raise TraitlensError(f"cannot compose vectors at different hook points ({first.hook}, {v.hook})")
-        if v.d_model != first.d_model or (v.model and first.model and v.model.get("weights_hash") != first.model.get("weights_hash")):
+        if v.d_model != first.d_model or (
+            v.model and first.model and v.model.get("weights_hash") != first.model.get("weights_hash")
+        ):
             raise TraitlensError("cannot compose vectors made for different models")
     offsets: dict[int, torch.Tensor] = {}
     for v in vectors:
         for layer, offset in v.offsets.items():
             offsets[layer] = offsets[layer] + offset if layer in offsets else offset.clone()
     scales = {layer: float(o.norm()) for layer, o in offsets.items()}
-    return SteeringVector(offsets, first.hook, first.model, "+".join(v.trait for v in vectors), "compose",
-                          "absolute", scales, {}, None, {"parts": [v.trait for v in vectors]})
+    return SteeringVector(
+        offsets,
+        first.hook,
+        first.model,
+        "+".join(v.trait for v in vectors),
+        "compose",
+        "absolute",
+        scales,
+        {},
+        None,
+        {"parts": [v.trait for v in vectors]},
+    )

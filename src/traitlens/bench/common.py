@@ -1,0 +1,74 @@
+"""Helpers shared by the suites: chat prompts, steered batched generation, scoring passes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from traitlens.chat import chat_ids, chat_messages
+from traitlens.generation import generate
+
+__all__ = ["chat_prompts", "generate_replies", "next_token_choice", "option_choice", "attached"]
+
+
+def chat_prompts(model, texts: Sequence[str]) -> list[list[int]]:
+    return [chat_ids(model.tokenizer, chat_messages(t)) for t in texts]
+
+
+def generate_replies(
+    model,
+    texts: Sequence[str],
+    intervention,
+    max_new_tokens: int,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = 8,
+) -> list[str]:
+    """Greedy, seeded, batched (left padding), length-capped chat replies."""
+    replies: list[str] = []
+    prompts = chat_prompts(model, texts)
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        out = generate(
+            model, chunk, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=0, steering=intervention
+        )
+        replies += [g.text for g in out]
+        if progress:
+            progress(len(chunk))
+    return replies
+
+
+@contextlib.contextmanager
+def attached(model, intervention):
+    with intervention.attach(model) if intervention is not None else contextlib.nullcontext():
+        yield
+
+
+def next_token_choice(model, texts: Sequence[str], choices: Sequence[str], intervention) -> np.ndarray:
+    """[n, len(choices)] next-token log-probabilities of single-token ``choices`` after each chat prompt."""
+    from traitlens.assess.scorer import ModelScorer
+
+    token_ids = [model.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]
+    with attached(model, intervention):
+        return ModelScorer(model).next_token_logprobs(chat_prompts(model, texts), token_ids)
+
+
+def option_choice(model, questions: Sequence[str], options: Sequence[Sequence[str]], intervention) -> np.ndarray:
+    """Index of the option with the highest mean log-likelihood as the reply to each question."""
+    from traitlens.assess.scorer import ModelScorer
+
+    prompts, answers, owner = [], [], []
+    base = chat_prompts(model, questions)
+    for k, (prompt, opts) in enumerate(zip(base, options, strict=True)):
+        for option in opts:
+            prompts.append(prompt)
+            answers.append(model.tokenizer(option, add_special_tokens=False)["input_ids"])
+            owner.append(k)
+    with attached(model, intervention):
+        scores = ModelScorer(model).continuation_logprobs(prompts, answers)
+    picks, offset = [], 0
+    for opts in options:
+        picks.append(int(np.argmax(scores[offset : offset + len(opts)])))
+        offset += len(opts)
+    return np.asarray(picks)

@@ -1,0 +1,90 @@
+"""``traitlens bench``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from traitlens.cli.common import ModelOption, console, load_with_status, progress_factory
+
+__all__ = ["bench_command"]
+
+
+def bench_command(
+    model: str = ModelOption,
+    suite: str = typer.Option(
+        "all",
+        "--suite",
+        help="Comma-separated: privacy, fairness, toxicity, jailbreak, overrefusal, leakage, capability, bbq; or all.",
+    ),
+    vector: Path | None = typer.Option(None, "--vector", help="Steering vector: run before and after the edit."),
+    alpha: float | None = typer.Option(
+        None, "--alpha", help="Steering strength (default: the vector's recommended alpha)."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Public data directory laid out like ../shared/data (default: our samples)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most N items per suite."),
+    toxicity_scorer: str | None = typer.Option(
+        None, "--toxicity-scorer", help="Local HF classifier directory (default: lexicon proxy)."
+    ),
+    out: Path = typer.Option(Path("runs/bench"), "--out"),
+) -> None:
+    """Safety benchmarks, with before/after columns when a vector is given."""
+    from traitlens._io import write_json, write_text
+    from traitlens.bench import SUITES, bench_json, parse_suites, run_suites
+    from traitlens.bench.loaders import (
+        read_bbq,
+        read_goals,
+        read_leakage,
+        read_mcq,
+        read_prompts,
+        read_statements,
+        resolve,
+    )
+    from traitlens.bench.report import bench_markdown, bench_table, plot_bench, write_generations
+    from traitlens.bench.toxicity import get_scorer
+    from traitlens.errors import TraitlensError
+    from traitlens.steering.inject import load_intervention
+
+    names = parse_suites(suite, with_data=data is not None)
+    if data is not None and not data.exists():
+        raise TraitlensError(f"data path does not exist: {data}")
+    readers = {
+        "privacy": read_statements,
+        "fairness": read_statements,
+        "toxicity": read_prompts,
+        "jailbreak": read_goals,
+        "overrefusal": read_prompts,
+        "leakage": read_leakage,
+        "capability": read_mcq,
+        "bbq": read_bbq,
+    }
+    sizes = {n: min(len(readers[n](resolve(n, None if n == "capability" else data))), limit or 10**9) for n in names}
+    if "toxicity" in names and toxicity_scorer:
+        SUITES["toxicity"].scorer = get_scorer(toxicity_scorer)
+    if "jailbreak" in names:
+        sizes["jailbreak"] *= len(SUITES["jailbreak"].attacks)
+    if alpha is not None and vector is None:
+        raise TraitlensError("--alpha needs --vector")
+    loaded = load_with_status(model)
+    steering = load_intervention(vector, loaded, alpha) if vector else None
+    with progress_factory() as factory:
+        before = run_suites(loaded, names, None, data, limit, factory, sizes)
+        after = (
+            run_suites(loaded, names, steering, data, limit, lambda d, n: factory(f"{d} (edited)", n), sizes)
+            if steering
+            else None
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    result = bench_json(before, after) | {
+        "model": loaded.fingerprint.to_dict(),
+        "intervention": steering.describe() if steering else None,
+    }
+    write_json(out / "bench.json", result)
+    write_generations(out / "generations.jsonl", before, after)
+    plot_bench(result, out / "bench.png")
+    write_text(out / "bench.md", bench_markdown(before, after, f"Safety benchmarks: {loaded.name}"))
+    console.print(bench_table(before, after))
+    console.print(f"wrote {out}/bench.json, bench.png, bench.md, generations.jsonl")
