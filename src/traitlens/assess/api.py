@@ -76,6 +76,8 @@ def assess(
     )
 
 
-def work_units(bank: ItemBank, protocol: str) -> int:
+def work_units(bank: ItemBank, protocol: str, readout: str = "auto") -> int:
     """How many progress ticks a run makes: sequences for logprob, items for sample."""
-    return 4 * len(bank) if protocol == "logprob" else len(bank)
+    if protocol != "logprob":
+        return len(bank)
+    return (4 if readout == "auto" else 2) * len(bank)

@@ -63,42 +63,52 @@ def _warnings(dimension: str, used: str, rel: dict[str, float]) -> list[str]:
     return out
 
 
+def _item_record(item: Item, used: str, p_first: float, lab: LabelScore | None, opt: OptionScore | None) -> dict:
+    label = None
+    if lab is not None:
+        label = {
+            "p_first": lab.p_first,
+            "logodds_by_order": list(lab.logodds_by_order),
+            "mass": lab.mass,
+            "picks_position1": list(lab.picks_position1),
+            "consistent": lab.consistent,
+        }
+    option = {"p_first": opt.p_first, "loglik": list(opt.loglik)} if opt is not None else None
+    return record(
+        id=item.id, dimension=item.dimension, first_pole=item.first_pole, p_first=p_first, readout=used,
+        label=label, option=option,
+    )
+
+
 def run_logprob(
     scorer: Scorer, items: Sequence[Item], dimensions: Sequence[str], readout: str = "auto", seed: int = 0
 ) -> tuple[dict[str, DimensionResult], list[dict], list[str]]:
-    labels: dict[str, LabelScore] = label_readout(scorer, items)
-    options: dict[str, OptionScore] = option_readout(scorer, items)
+    """Both readouts under ``auto``; a forced readout computes only itself (half the passes),
+    and the other readout's reliability figures are then NaN."""
+    labels = label_readout(scorer, items) if readout in ("auto", "label") else {}
+    options = option_readout(scorer, items) if readout in ("auto", "option") else {}
+    nan = float("nan")
     results, records, warnings = {}, [], []
     for dim in dimensions:
         dim_items = [i for i in items if i.dimension == dim]
-        rel = _label_reliability([labels[i.id] for i in dim_items])
+        if labels:
+            rel = _label_reliability([labels[i.id] for i in dim_items])
+        else:
+            rel = {"position_bias": nan, "order_consistency": nan, "label_mass": nan}
         used, reason = _choose(readout, rel)
         chosen = labels if used == "label" else options
         p_first = np.array([chosen[i.id].p_first for i in dim_items])
-        label_first = np.array([labels[i.id].p_first > 0.5 for i in dim_items])
-        option_first = np.array([options[i.id].p_first > 0.5 for i in dim_items])
-        rel["readout_agreement"] = float(np.mean(label_first == option_first))
+        rel["readout_agreement"] = (
+            float(np.mean([(labels[i.id].p_first > 0.5) == (options[i.id].p_first > 0.5) for i in dim_items]))
+            if labels and options
+            else nan
+        )
         results[dim] = DimensionResult(
             dim, float(p_first.mean()), bootstrap_ci(p_first, seed=seed), len(dim_items), used, reason, rel
         )
-        warnings.extend(_warnings(dim, used, rel))
-        for item in dim_items:
-            lab, opt = labels[item.id], options[item.id]
-            records.append(
-                record(
-                    id=item.id,
-                    dimension=dim,
-                    first_pole=item.first_pole,
-                    p_first=chosen[item.id].p_first,
-                    readout=used,
-                    label={
-                        "p_first": lab.p_first,
-                        "logodds_by_order": list(lab.logodds_by_order),
-                        "mass": lab.mass,
-                        "picks_position1": list(lab.picks_position1),
-                        "consistent": lab.consistent,
-                    },
-                    option={"p_first": opt.p_first, "loglik": list(opt.loglik)},
-                )
-            )
+        if labels:
+            warnings.extend(_warnings(dim, used, rel))
+        records += [
+            _item_record(i, used, chosen[i.id].p_first, labels.get(i.id), options.get(i.id)) for i in dim_items
+        ]
     return results, records, warnings

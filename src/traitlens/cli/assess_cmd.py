@@ -43,7 +43,7 @@ def assess_command(
     bank.select(split)  # validate before the slow model load
     loaded = load_with_status(model)
     intervention = _intervention(vector, alpha, loaded)
-    with progress_bar(f"assess ({protocol})", work_units(bank.select(split), protocol)) as advance:
+    with progress_bar(f"assess ({protocol})", work_units(bank.select(split), protocol, readout)) as advance:
         result = assess(
             loaded,
             bank,
