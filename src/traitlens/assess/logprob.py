@@ -75,8 +75,13 @@ def _item_record(item: Item, used: str, p_first: float, lab: LabelScore | None, 
         }
     option = {"p_first": opt.p_first, "loglik": list(opt.loglik)} if opt is not None else None
     return record(
-        id=item.id, dimension=item.dimension, first_pole=item.first_pole, p_first=p_first, readout=used,
-        label=label, option=option,
+        id=item.id,
+        dimension=item.dimension,
+        first_pole=item.first_pole,
+        p_first=p_first,
+        readout=used,
+        label=label,
+        option=option,
     )
 
 
@@ -108,7 +113,5 @@ def run_logprob(
         )
         if labels:
             warnings.extend(_warnings(dim, used, rel))
-        records += [
-            _item_record(i, used, chosen[i.id].p_first, labels.get(i.id), options.get(i.id)) for i in dim_items
-        ]
+        records += [_item_record(i, used, chosen[i.id].p_first, labels.get(i.id), options.get(i.id)) for i in dim_items]
     return results, records, warnings
