@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import assert_clean_error, run_cli
+
 from traitlens import TraitlensError
 from traitlens.assess import assess
 from traitlens.items import DIMENSIONS, default_items
