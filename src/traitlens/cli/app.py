@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)  # typer has already printed the help
     except click_errors.UsageError as exc:
         _fail(exc.format_message().replace("\n", " "))
-    except click_errors.Abort:
+    except typer.Abort:
         _fail("aborted", 130)
-    except click_errors.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)

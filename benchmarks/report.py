@@ -1,0 +1,73 @@
+"""Refresh benchmarks/RESULTS.md from benchmarks/results/*.json (full runs, not --quick)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from _harness import RESULTS_DIR, ROOT
+
+from traitlens._io import write_text
+
+HEADER = """# Benchmark results
+
+Produced by `make perf` (each part alone: `python benchmarks/<name>.py`). Every table compares
+things measured in the same run; absolute times on a shared 2-core machine are noise, the ratios
+are the result. Regenerated from `benchmarks/results/*.json` by `python benchmarks/report.py`;
+the notes under each table are written by hand after reading the numbers.
+"""
+
+
+def _machine(data: dict) -> str:
+    m = data["machine"]
+    return f"{m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), {m['device']}; peak RSS {data['peak_rss_mb']:.0f} MB"
+
+
+def section(name: str, data: dict) -> str:
+    lines = [f"## {name}", "", f"Command: `{data['command']}`  ", f"Machine: {_machine(data)}", ""]
+    if name == "steering_speed":
+        lines += ["| batch | variant | tok/s | vs plain HF |", "|---|---|---|---|"]
+        for batch, rates in data["tokens_per_s"].items():
+            for variant, rate in rates.items():
+                lines.append(f"| {batch} | {variant} | {rate:.1f} | {data['ratios_vs_hf'][batch][variant]:.3f}x |")
+    elif name == "peers":
+        lines += [f"Vector {data['trait']} at layer {data['layer']}, alpha {data['alpha']:.3g}.", "",
+                  "| run | tok/s | traitlens (fused) / this | same tokens as traitlens |", "|---|---|---|---|"]
+        for run, r in data["results"].items():
+            lines.append(f"| {run} | {r['tok_per_s']:.1f} | {r['traitlens_speed_ratio']:.2f}x | {r['token_agreement']:.0%} |")
+        lines += [f"| {k} | failed: {v} | | |" for k, v in data.get("errors", {}).items()]
+    elif name == "collection":
+        lines += ["| run | sequences/s |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in data["seq_per_s"].items()]
+        lines += ["", f"collect / bridge forward: **{data['ratio_vs_bridge_forward']:.2f}x** (goal >= 0.9); collect / HF forward: "
+                  f"{data['ratio_vs_hf_forward']:.2f}x; speed-up over unfiltered run_with_cache: {data['speedup_vs_run_with_cache']:.2f}x"]
+    elif name == "assess_protocols":
+        lines += [f"{data['n_items']} eval items, sample protocol {data['runs']} runs: logprob {data['seconds']['logprob']:.1f} s, "
+                  f"sample {data['seconds']['sample']:.1f} s, **speed-up {data['speedup']:.1f}x** (goal >= 10x); mean |share "
+                  f"difference| {data['mean_abs_share_difference']:.3f}.", "", "| dimension | logprob | sample | sample position bias | sample Fleiss kappa |", "|---|---|---|---|---|"]
+        for dim, r in data["logprob"].items():
+            s = data["sample"][dim]
+            first = next(iter(r))
+            lines.append(f"| {dim} | {first} {r[first]:.3f} | {first} {s[first]:.3f} | {s['reliability']['position_bias']:.2f} | "
+                         f"{s['reliability']['fleiss_kappa']:.2f} |")
+    elif name == "kernel":
+        lines += ["| device | dtype | d_model | tokens | fused / unfused speed-up |", "|---|---|---|---|---|"]
+        lines += [f"| {r['device']} | {r['dtype']} | {r['d_model']} | {r['tokens']} | {r['speedup']:.2f}x |" for r in data["records"]]
+    elif name == "scaling":
+        lines += ["| measure | exponent |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in data["exponents"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    notes_path = ROOT / "NOTES.md"
+    parts = [HEADER]
+    for name in ("steering_speed", "peers", "collection", "assess_protocols", "kernel", "scaling"):
+        path = RESULTS_DIR / f"{name}.json"
+        if path.is_file():
+            parts.append(section(name, json.loads(path.read_text())))
+    if notes_path.is_file():
+        parts.append(notes_path.read_text())
+    print(write_text(ROOT / "RESULTS.md", "\n".join(parts)))
+
+
+if __name__ == "__main__":
+    main()
