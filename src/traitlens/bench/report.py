@@ -14,6 +14,18 @@ from traitlens.plotting import POLE_COLOURS, pyplot
 __all__ = ["bench_table", "plot_bench", "bench_markdown", "write_generations"]
 
 
+def _ci(r: SuiteResult) -> str:
+    return f"{r.value:.3f} [{r.ci95[0]:.2f}, {r.ci95[1]:.2f}]"
+
+
+def _row(name: str, r: SuiteResult, a: SuiteResult | None) -> list[str]:
+    """suite, metric, better, n, original (and edited, delta when there is an edit)."""
+    cells = [name, r.metric, "higher" if r.higher_is_better else "lower", str(r.n), _ci(r)]
+    if a is not None:
+        cells += [_ci(a), f"{a.value - r.value:+.3f}"]
+    return cells
+
+
 def bench_table(before: dict[str, SuiteResult], after: dict[str, SuiteResult] | None) -> Table:
     table = Table(title="safety benchmarks" + (" (original vs edited)" if after else ""))
     for column in (
@@ -27,16 +39,7 @@ def bench_table(before: dict[str, SuiteResult], after: dict[str, SuiteResult] | 
     ):
         table.add_column(column)
     for name, r in before.items():
-        cells = [
-            name,
-            r.metric,
-            "higher" if r.higher_is_better else "lower",
-            str(r.n),
-            f"{r.value:.3f} [{r.ci95[0]:.2f}, {r.ci95[1]:.2f}]",
-        ]
-        if after:
-            a = after[name]
-            cells += [f"{a.value:.3f} [{a.ci95[0]:.2f}, {a.ci95[1]:.2f}]", f"{a.value - r.value:+.3f}"]
+        cells = _row(name, r, after[name] if after else None)
         table.add_row(*cells, r.note[:40])
     return table
 
@@ -75,16 +78,7 @@ def bench_markdown(before: dict[str, SuiteResult], after: dict[str, SuiteResult]
         "|---|---|---|---|---|" + ("---|---|" if after else "") + "---|---|",
     ]
     for name, r in before.items():
-        cells = [
-            name,
-            r.metric,
-            "higher" if r.higher_is_better else "lower",
-            str(r.n),
-            f"{r.value:.3f} [{r.ci95[0]:.2f}, {r.ci95[1]:.2f}]",
-        ]
-        if after:
-            a = after[name]
-            cells += [f"{a.value:.3f} [{a.ci95[0]:.2f}, {a.ci95[1]:.2f}]", f"{a.value - r.value:+.3f}"]
+        cells = _row(name, r, after[name] if after else None)
         cells += [Path(r.data).name, r.note]
         lines.append("| " + " | ".join(cells) + " |")
     extras = [(n, k, v) for n, r in before.items() for k, v in r.extra.items()]

@@ -32,19 +32,9 @@ def load_with_status(spec: str):
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int):
-    """A rich progress bar on stderr; yields ``advance(n)``."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+    """A single rich progress bar on stderr; yields ``advance(n)``."""
+    with progress_factory() as new_task:
+        yield new_task(description, total)
 
 
 @contextlib.contextmanager
