@@ -93,3 +93,6 @@ def _quiet_libraries() -> None:
     for name in ("transformers", "transformer_lens", "root"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own rich progress is enough
