@@ -23,9 +23,24 @@ from traitlens.steering import SteeringVector, apply_steering
 from traitlens.steering.artifact import load_vector
 
 VENV = ROOT.parent / ".bench-venvs" / "peers"
-PEER_PACKAGES = ["torch==2.13.0", "transformers>=4.45,<5", "numpy<2", "safetensors", "repeng==0.4.0", "steering-vectors==0.12.2"]
-PROMPTS = ["Describe your ideal weekend.", "How do you plan a trip?", "What do you do after work?", "How do you make decisions?",
-           "Tell me about a hobby.", "What is your morning routine?", "How do you handle deadlines?", "What makes a good friend?"]
+PEER_PACKAGES = [
+    "torch==2.13.0",
+    "transformers>=4.45,<5",
+    "numpy<2",
+    "safetensors",
+    "repeng==0.4.0",
+    "steering-vectors==0.12.2",
+]
+PROMPTS = [
+    "Describe your ideal weekend.",
+    "How do you plan a trip?",
+    "What do you do after work?",
+    "How do you make decisions?",
+    "Tell me about a hobby.",
+    "What is your morning routine?",
+    "How do you handle deadlines?",
+    "What makes a good friend?",
+]
 
 
 def ensure_venv() -> Path:
@@ -43,15 +58,30 @@ def pick_vector(model, quick: bool) -> SteeringVector:
         return load_vector(shipped[0])
     g = torch.Generator().manual_seed(0)
     v = torch.randn(model.d_model, generator=g)
-    return SteeringVector({model.n_layers // 2: 3 * v / v.norm()}, model=model.fingerprint.to_dict(), trait="JP",
-                          recommended_alpha=1.0)
+    return SteeringVector(
+        {model.n_layers // 2: 3 * v / v.norm()}, model=model.fingerprint.to_dict(), trait="JP", recommended_alpha=1.0
+    )
 
 
 def config_dict(config) -> dict:
-    rope = getattr(config, "rope_theta", None) or (getattr(config, "rope_parameters", None) or {}).get("rope_theta", 10000.0)
-    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings", "head_dim",
-            "bos_token_id", "eos_token_id", "pad_token_id")
+    rope = getattr(config, "rope_theta", None) or (getattr(config, "rope_parameters", None) or {}).get(
+        "rope_theta", 10000.0
+    )
+    keys = (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "rms_norm_eps",
+        "tie_word_embeddings",
+        "head_dim",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+    )
     return {k: getattr(config, k) for k in keys} | {"rope_theta": float(rope)}
 
 
@@ -60,14 +90,16 @@ def ours(model, vector, alpha, batches, n, repeats, fold) -> dict:
     for key, (ids, mask) in batches.items():
         times, new = [], None
         with apply_steering(model, vector, alpha, fold=fold), torch.inference_mode():
-            kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
+            kwargs = dict(
+                max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=model.tokenizer.pad_token_id
+            )
             model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
             for _ in range(repeats):
                 start = time.perf_counter()
                 new = model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
                 times.append(time.perf_counter() - start)
         times.sort()
-        out[key] = {"tok_per_s": ids.shape[0] * n / times[len(times) // 2], "new_ids": new[:, ids.shape[1]:].tolist()}
+        out[key] = {"tok_per_s": ids.shape[0] * n / times[len(times) // 2], "new_ids": new[:, ids.shape[1] :].tolist()}
     return out
 
 
@@ -90,20 +122,31 @@ def main() -> None:
     for size in (1, 8):
         prompts = [chat_ids(model.tokenizer, chat_messages(t)) for t in PROMPTS[:size]]
         batches[f"batch{size}"] = pad_left(prompts, model.tokenizer.pad_token_id)
-    results = {"traitlens (fused hook)": ours(model, vector, alpha, batches, args.new_tokens, args.repeats, False),
-               "traitlens (bias fold)": ours(model, vector, alpha, batches, args.new_tokens, args.repeats, "auto")}
+    results = {
+        "traitlens (fused hook)": ours(model, vector, alpha, batches, args.new_tokens, args.repeats, False),
+        "traitlens (bias fold)": ours(model, vector, alpha, batches, args.new_tokens, args.repeats, "auto"),
+    }
     python = ensure_venv() if not args.quick else None
     if python is not None:
         with tempfile.TemporaryDirectory() as tmp:
             state = {k: v.contiguous() for k, v in model.fast_model.state_dict().items() if k != "lm_head.weight"}
             save_file(state, f"{tmp}/weights.safetensors")
-            job = {"config": config_dict(model.fast_model.config), "weights": f"{tmp}/weights.safetensors", "layer": layer,
-                   "vector": vector.offsets[layer].tolist(), "alpha": alpha, "new_tokens": args.new_tokens, "repeats": args.repeats,
-                   "pad_id": model.tokenizer.pad_token_id,
-                   "batches": {k: {"ids": ids.tolist(), "mask": mask.tolist()} for k, (ids, mask) in batches.items()}}
+            job = {
+                "config": config_dict(model.fast_model.config),
+                "weights": f"{tmp}/weights.safetensors",
+                "layer": layer,
+                "vector": vector.offsets[layer].tolist(),
+                "alpha": alpha,
+                "new_tokens": args.new_tokens,
+                "repeats": args.repeats,
+                "pad_id": model.tokenizer.pad_token_id,
+                "batches": {k: {"ids": ids.tolist(), "mask": mask.tolist()} for k, (ids, mask) in batches.items()},
+            }
             Path(f"{tmp}/job.json").write_text(json.dumps(job))
-            subprocess.run([str(python), str(Path(__file__).with_name("_peer_worker.py")), f"{tmp}/job.json", f"{tmp}/out.json"],
-                           check=True)
+            subprocess.run(
+                [str(python), str(Path(__file__).with_name("_peer_worker.py")), f"{tmp}/job.json", f"{tmp}/out.json"],
+                check=True,
+            )
             peers = json.loads(Path(f"{tmp}/out.json").read_text())
         for name, value in peers.items():
             results[f"{name} (peer venv)" if name != "plain" else "plain HF, peer venv (transformers 4.x)"] = value
@@ -116,11 +159,26 @@ def main() -> None:
         for key, r in per_batch.items():
             ratio = reference[key]["tok_per_s"] / r["tok_per_s"]
             agree = agreement(reference[key]["new_ids"], r["new_ids"])
-            summary[f"{name} {key}"] = {"tok_per_s": r["tok_per_s"], "traitlens_speed_ratio": ratio, "token_agreement": agree}
-            rows.append((f"{name} {key}", f"{r['tok_per_s']:7.1f} tok/s  traitlens/this {ratio:5.2f}x  same tokens {agree:.0%}"))
+            summary[f"{name} {key}"] = {
+                "tok_per_s": r["tok_per_s"],
+                "traitlens_speed_ratio": ratio,
+                "token_agreement": agree,
+            }
+            rows.append(
+                (f"{name} {key}", f"{r['tok_per_s']:7.1f} tok/s  traitlens/this {ratio:5.2f}x  same tokens {agree:.0%}")
+            )
     print_rows(f"peers: layer {layer}, alpha {alpha:.3g}, {args.new_tokens} new tokens", rows)
-    write_result("peers", args, {"layer": layer, "alpha": alpha, "trait": vector.trait, "results": summary,
-                                 "errors": {k: v["error"] for k, v in results.items() if "error" in v}})
+    write_result(
+        "peers",
+        args,
+        {
+            "layer": layer,
+            "alpha": alpha,
+            "trait": vector.trait,
+            "results": summary,
+            "errors": {k: v["error"] for k, v in results.items() if "error" in v},
+        },
+    )
 
 
 if __name__ == "__main__":

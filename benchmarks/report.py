@@ -31,27 +31,46 @@ def section(name: str, data: dict) -> str:
             for variant, rate in rates.items():
                 lines.append(f"| {batch} | {variant} | {rate:.1f} | {data['ratios_vs_hf'][batch][variant]:.3f}x |")
     elif name == "peers":
-        lines += [f"Vector {data['trait']} at layer {data['layer']}, alpha {data['alpha']:.3g}.", "",
-                  "| run | tok/s | traitlens (fused) / this | same tokens as traitlens |", "|---|---|---|---|"]
+        lines += [
+            f"Vector {data['trait']} at layer {data['layer']}, alpha {data['alpha']:.3g}.",
+            "",
+            "| run | tok/s | traitlens (fused) / this | same tokens as traitlens |",
+            "|---|---|---|---|",
+        ]
         for run, r in data["results"].items():
-            lines.append(f"| {run} | {r['tok_per_s']:.1f} | {r['traitlens_speed_ratio']:.2f}x | {r['token_agreement']:.0%} |")
+            lines.append(
+                f"| {run} | {r['tok_per_s']:.1f} | {r['traitlens_speed_ratio']:.2f}x | {r['token_agreement']:.0%} |"
+            )
         lines += [f"| {k} | failed: {v} | | |" for k, v in data.get("errors", {}).items()]
     elif name == "collection":
         lines += ["| run | sequences/s |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in data["seq_per_s"].items()]
-        lines += ["", f"collect / bridge forward: **{data['ratio_vs_bridge_forward']:.2f}x** (goal >= 0.9); collect / HF forward: "
-                  f"{data['ratio_vs_hf_forward']:.2f}x; speed-up over unfiltered run_with_cache: {data['speedup_vs_run_with_cache']:.2f}x"]
+        lines += [
+            "",
+            f"collect / bridge forward: **{data['ratio_vs_bridge_forward']:.2f}x** (goal >= 0.9); collect / HF forward: "
+            f"{data['ratio_vs_hf_forward']:.2f}x; speed-up over unfiltered run_with_cache: {data['speedup_vs_run_with_cache']:.2f}x",
+        ]
     elif name == "assess_protocols":
-        lines += [f"{data['n_items']} eval items, sample protocol {data['runs']} runs: logprob {data['seconds']['logprob']:.1f} s, "
-                  f"sample {data['seconds']['sample']:.1f} s, **speed-up {data['speedup']:.1f}x** (goal >= 10x); mean |share "
-                  f"difference| {data['mean_abs_share_difference']:.3f}.", "", "| dimension | logprob | sample | sample position bias | sample Fleiss kappa |", "|---|---|---|---|---|"]
+        lines += [
+            f"{data['n_items']} eval items, sample protocol {data['runs']} runs: logprob {data['seconds']['logprob']:.1f} s, "
+            f"sample {data['seconds']['sample']:.1f} s, **speed-up {data['speedup']:.1f}x** (goal >= 10x); mean |share "
+            f"difference| {data['mean_abs_share_difference']:.3f}.",
+            "",
+            "| dimension | logprob | sample | sample position bias | sample Fleiss kappa |",
+            "|---|---|---|---|---|",
+        ]
         for dim, r in data["logprob"].items():
             s = data["sample"][dim]
             first = next(iter(r))
-            lines.append(f"| {dim} | {first} {r[first]:.3f} | {first} {s[first]:.3f} | {s['reliability']['position_bias']:.2f} | "
-                         f"{s['reliability']['fleiss_kappa']:.2f} |")
+            lines.append(
+                f"| {dim} | {first} {r[first]:.3f} | {first} {s[first]:.3f} | {s['reliability']['position_bias']:.2f} | "
+                f"{s['reliability']['fleiss_kappa']:.2f} |"
+            )
     elif name == "kernel":
         lines += ["| device | dtype | d_model | tokens | fused / unfused speed-up |", "|---|---|---|---|---|"]
-        lines += [f"| {r['device']} | {r['dtype']} | {r['d_model']} | {r['tokens']} | {r['speedup']:.2f}x |" for r in data["records"]]
+        lines += [
+            f"| {r['device']} | {r['dtype']} | {r['d_model']} | {r['tokens']} | {r['speedup']:.2f}x |"
+            for r in data["records"]
+        ]
     elif name == "scaling":
         lines += ["| measure | exponent |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in data["exponents"].items()]
     return "\n".join(lines) + "\n"

@@ -48,7 +48,12 @@ def main() -> None:
         for name, column in (("collect", 1), ("probe", 2)):
             k = exponent(sizes, [e[column] for e in entries])
             fits[f"{name}_vs_{axis}"] = k
-            rows.append((f"{name} time vs {axis}", "  ".join(f"{e[0]}: {e[column]:.2f}s" for e in entries) + f"   exponent {k:.2f}"))
+            rows.append(
+                (
+                    f"{name} time vs {axis}",
+                    "  ".join(f"{e[0]}: {e[column]:.2f}s" for e in entries) + f"   exponent {k:.2f}",
+                )
+            )
     print_rows("scaling (SN contrast, meandiff + 100 permutations)", rows)
     write_result("scaling", args, {"table": table, "exponents": fits})
 

@@ -188,3 +188,16 @@ def test_cli_probe_on_tiny_writes_outputs(tmp_path):
     result = run_cli("probe", "--model", "tiny", "--trait", "EI", "--permutations", "20", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert {"probe.json", "probe.png", "probe.md", "directions.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_persona_pairs_differ_only_in_the_persona(tiny):
+    from traitlens.probe.persona import PERSONAS, persona_pairs
+
+    bank = default_items().select("eval", "JP")
+    contrast = persona_pairs(tiny, bank, max_new_tokens=4)
+    assert len(contrast) == len(bank) and contrast.dimensions() == ["JP"]
+    pair = contrast.pairs[0]
+    assert pair.first.messages[0]["content"].startswith(PERSONAS["J"])
+    assert pair.second.messages[0]["content"].startswith(PERSONAS["P"])
+    assert pair.first.messages[1] == pair.second.messages[1]  # the same question
+    assert pair.first.answer and pair.second.answer

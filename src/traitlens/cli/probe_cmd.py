@@ -26,6 +26,9 @@ def probe_command(
     layers: str | None = typer.Option(None, "--layers", help="Comma-separated layers (default: all)."),
     permutations: int = typer.Option(200, "--permutations", min=10),
     limit: int | None = typer.Option(None, "--limit", help="At most this many pairs from --pairs."),
+    persona: bool = typer.Option(
+        False, "--persona", help="Add the persona-prompt contrast (answers generated per pole persona)."
+    ),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/probe"), "--out"),
 ) -> None:
@@ -57,6 +60,13 @@ def probe_command(
     for dim in dims:
         contrast.check(dim)
     loaded = load_with_status(model)
+    if persona:
+        from traitlens.items import default_items
+        from traitlens.probe.persona import persona_pairs
+
+        bank = (load_items(items) if items else default_items()).select("all", dims)
+        with progress_factory() as factory:
+            contrast = contrast + persona_pairs(loaded, bank, progress=factory("persona answers", 2 * len(bank)))
     if chosen_layers:
         bad = [x for x in chosen_layers if not 0 <= x < loaded.n_layers]
         if bad:
