@@ -36,11 +36,12 @@ probe:
 edit:
 	$(VENV)/bin/traitlens edit --trait $(TRAIT) --model $(MODEL)
 
-# All eight edit directions for the default model into vectors/ (about 8-10 minutes each on 2 cores).
+# All eight edit directions for the default model into vectors/ (about 7-10 minutes each on
+# 2 cores; the safety suites are left to `make bench` / `traitlens bench --vector`).
 .PHONY: vectors
 vectors:
 	for t in EI IE SN NS TF FT JP PJ; do \
-		$(VENV)/bin/traitlens edit --trait $$t --model $(MODEL) --out runs/edit-$$t || exit 1; \
+		$(VENV)/bin/traitlens edit --trait $$t --model $(MODEL) --out runs/edit-$$t --no-bench || exit 1; \
 	done
 	$(PY) -m traitlens.steering.library vectors/$(MODEL)
 
