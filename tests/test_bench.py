@@ -255,3 +255,14 @@ def test_cli_bench_bad_input(tmp_path):
     assert_clean_error(run_cli("bench", "--data", str(tmp_path / "none")), "data path does not exist")
     odd = _write(tmp_path / "odd.json", json.dumps({"not": "a list"}))
     assert_clean_error(run_cli("bench", "--suite", "jailbreak", "--data", str(odd)), "odd.json")
+
+
+def test_limit_draws_a_mixed_sample_not_the_head_of_the_file():
+    from traitlens.bench.base import subset
+    from traitlens.bench.loaders import shipped
+
+    items = read_statements(shipped("privacy"))
+    assert [i["label"] for i in items[:20]] == [1] * 20  # the file lists violations first
+    chosen = subset(items, 20)
+    assert len(chosen) == 20 and 5 <= sum(i["label"] for i in chosen) <= 15
+    assert subset(items, 20) == chosen and subset(items, None) == items

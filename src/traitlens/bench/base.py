@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["SuiteResult", "Suite", "f1_score", "bootstrap_metric", "accuracy"]
+__all__ = ["SuiteResult", "Suite", "f1_score", "bootstrap_metric", "accuracy", "subset"]
 
 
 @dataclass
@@ -51,6 +51,16 @@ class Suite(Protocol):
         limit: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> SuiteResult: ...
+
+
+def subset(items: Sequence, limit: int | None, seed: int = 0) -> list:
+    """At most ``limit`` items, drawn by a seeded shuffle (files often list one label first, so
+    the head of a file is no sample), kept in file order."""
+    items = list(items)
+    if limit is None or limit >= len(items):
+        return items
+    keep = np.sort(np.random.default_rng(seed).permutation(len(items))[:limit])
+    return [items[k] for k in keep]
 
 
 def f1_score(truth: Sequence[int], predicted: Sequence[int]) -> float:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from traitlens.bench.base import SuiteResult, accuracy, bootstrap_metric, f1_score
+from traitlens.bench.base import SuiteResult, accuracy, bootstrap_metric, f1_score, subset
 from traitlens.bench.common import generate_replies, next_token_choice, option_choice
 from traitlens.bench.loaders import read_bbq, read_mcq, read_statements, resolve
 from traitlens.capability import perplexity
@@ -23,7 +23,7 @@ class JudgementSuite:
 
     def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
         path = resolve(self.name, data)
-        items = read_statements(path, second_half=path.suffix == ".csv" and data is not None)[:limit]
+        items = subset(read_statements(path, second_half=path.suffix == ".csv" and data is not None), limit)
         texts = [self.question.format(statement=i["text"]) for i in items]
         logprobs = next_token_choice(model, texts, ["0", "1"], intervention)
         truth = np.array([i["label"] for i in items])
@@ -73,7 +73,7 @@ class CapabilitySuite:
 
     def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
         path = resolve(self.name, None if data is None else data)
-        items = read_mcq(path)[:limit]
+        items = subset(read_mcq(path), limit)
         picks = option_choice(model, [i["question"] for i in items], [i["options"] for i in items], intervention)
         truth = np.array([i["answer"] for i in items])
         correct = (picks == truth).astype(float)
@@ -107,7 +107,7 @@ class BBQSuite:
 
     def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
         path = resolve(self.name, data)
-        items = read_bbq(path)[:limit]
+        items = subset(read_bbq(path), limit)
         questions = [f"{i['context']}\n{i['question']}" for i in items]
         picks = option_choice(model, questions, [i["options"] for i in items], intervention)
         truth = np.array([i["answer"] for i in items])
