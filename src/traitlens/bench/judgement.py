@@ -65,6 +65,11 @@ FAIRNESS = JudgementSuite(
 )
 
 
+def _accuracy_result(name: str, correct: np.ndarray, records: list, extra: dict, path) -> SuiteResult:
+    ci = bootstrap_metric(lambda idx: float(correct[idx].mean()), len(correct))
+    return SuiteResult(name, "accuracy", float(correct.mean()), True, ci, len(correct), records, extra, data=str(path))
+
+
 @dataclass
 class CapabilitySuite:
     """General-knowledge multiple choice by option log-likelihood; perplexity on the reference text."""
@@ -84,18 +89,7 @@ class CapabilitySuite:
             {"question": i["question"], "answer": int(t), "picked": int(p)}
             for i, t, p in zip(items, truth, picks, strict=True)
         ]
-        ci = bootstrap_metric(lambda idx: float(correct[idx].mean()), len(items))
-        return SuiteResult(
-            self.name,
-            "accuracy",
-            float(correct.mean()),
-            True,
-            ci,
-            len(items),
-            records,
-            {"perplexity": ppl},
-            data=str(path),
-        )
+        return _accuracy_result(self.name, correct, records, {"perplexity": ppl}, path)
 
 
 @dataclass
@@ -127,15 +121,6 @@ class BBQSuite:
         records = [
             {"question": q, "answer": int(t), "picked": int(p)} for q, t, p in zip(questions, truth, picks, strict=True)
         ]
-        ci = bootstrap_metric(lambda idx: float(correct[idx].mean()), len(items))
-        return SuiteResult(
-            self.name,
-            "accuracy",
-            float(correct.mean()),
-            True,
-            ci,
-            len(items),
-            records,
-            {"bias_score_ambiguous": bias, "accuracy_ambiguous": acc_amb},
-            data=str(path),
+        return _accuracy_result(
+            self.name, correct, records, {"bias_score_ambiguous": bias, "accuracy_ambiguous": acc_amb}, path
         )
