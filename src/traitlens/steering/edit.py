@@ -86,7 +86,9 @@ def _candidate_layers(probe: DimensionProbe, layer: int | None, n_layers: int) -
     return sorted(r.layer for r in ranked[:CANDIDATE_LAYERS])
 
 
-def _single_point(model, trait, probe, layer, alpha, items, baseline, scale_mode) -> tuple[Calibration, dict]:
+def _single_point(
+    model, trait, probe, layer, alpha, items, baseline, scale_mode, goal, guard
+) -> tuple[Calibration, dict]:
     """--alpha given: evaluate exactly that edit, no search."""
     from traitlens.capability import perplexity
     from traitlens.items import DIMENSIONS
@@ -96,9 +98,9 @@ def _single_point(model, trait, probe, layer, alpha, items, baseline, scale_mode
     base_ppl = perplexity(model)
     readout = baseline.dimensions[dimension].readout
     vector = vector_for(model, trait, layer, probe.directions[layer], scale_mode)
-    point = _Evaluator(model, trait, dimension, items, readout, base_ppl, 0.25, 0.5, None)(vector, alpha)
+    point = _Evaluator(model, trait, dimension, items, readout, base_ppl, guard, goal, None)(vector, alpha)
     calibration = Calibration(
-        trait, 0.5, 0.25, readout, baseline.dimensions[dimension].share(trait[1]), base_ppl, [point], point
+        trait, goal, guard, readout, baseline.dimensions[dimension].share(trait[1]), base_ppl, [point], point
     )
     return calibration, {layer: vector}
 
@@ -138,7 +140,9 @@ def edit(
     probe = probe_dimension(acts, method, permutations, seed=0, with_probe=method == "probe")
     layers = _candidate_layers(probe, layer, model.n_layers)
     if alpha is not None:
-        calibration, vectors = _single_point(model, trait, probe, layers[0], alpha, bank, baseline, scale_mode)
+        calibration, vectors = _single_point(
+            model, trait, probe, layers[0], alpha, bank, baseline, scale_mode, goal, guard
+        )
     else:
         calibration, vectors = calibrate(
             model,
