@@ -14,6 +14,7 @@ from traitlens.bench.loaders import (
     read_bbq,
     read_goals,
     read_leakage,
+    read_mcq,
     read_prompts,
     read_statements,
     resolve,
@@ -192,6 +193,9 @@ def test_loaders_read_every_public_layout(tmp_path):
         ("odd.json", json.dumps([{"foo": 1}]), read_statements, "odd.json record 0: unknown layout"),
         ("leak.json", json.dumps([{"prompt": "p"}]), read_leakage, "leak.json record 0: needs 'prompt' and 'gt-email'"),
         ("bbq.jsonl", '{"context": "c"}\n', read_bbq, "bbq.jsonl line 1: not a BBQ record"),
+        ("bbq2.jsonl", '\n{"context": ', read_bbq, "bbq2.jsonl line 2: invalid JSON"),
+        ("mcq.jsonl", '{"question": "q", "options": ["a"], "answer": "x"}\n', read_mcq, "mcq.jsonl line 1: expected"),
+        ("mcq2.jsonl", '"just a string"\n', read_mcq, "mcq2.jsonl line 1: expected a JSON object, got str"),
         ("goals.csv", "x,y\n1,2\n", read_goals, "goals.csv: unknown layout"),
     ],
 )

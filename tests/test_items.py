@@ -59,10 +59,18 @@ def test_dimension_with_no_items_is_an_error(tmp_path):
         bank.select("all", ["EI", "JP"])
 
 
-def test_invalid_json_line_is_named(tmp_path):
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "bad.jsonl line 3: invalid JSON"),
+        ("[1, 2]", "bad.jsonl line 3: expected a JSON object, got list"),
+        (json.dumps(_row() | {"options": ["Yes.", "No."]}), "bad.jsonl line 3: options must be a list of"),
+    ],
+)
+def test_bad_jsonl_line_is_named(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps(_row()) + "\n{not json\n")
-    with pytest.raises(TraitlensError, match="bad.jsonl line 2"):
+    path.write_text(json.dumps(_row()) + "\n\n" + line + "\n")  # the blank line still counts
+    with pytest.raises(TraitlensError, match=message):
         load_items(path)
 
 

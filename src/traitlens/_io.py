@@ -1,15 +1,18 @@
-"""Atomic file writes: a reader never sees a half-written output, even if we are killed."""
+"""File I/O: atomic writes (a reader never sees a half-written output, even if we are killed) and
+line-numbered JSONL reads (every error names the file and line)."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_json", "write_text", "save_figure"]
+from .errors import TraitlensError
+
+__all__ = ["atomic_write", "read_jsonl", "write_json", "write_text", "save_figure"]
 
 
 def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
@@ -43,3 +46,23 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
     finally:
         plt.close(fig)
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """Yield ``(where, line_number, record)`` for every non-blank line of a JSON-lines file.
+
+    ``where`` ("file.jsonl line 7") prefixes the caller's own validation errors; malformed JSON and
+    non-object lines are refused here, so every reader words those the same way.
+    """
+    path = Path(path)
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TraitlensError(f"{where}: invalid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise TraitlensError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        yield where, number, record

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from traitlens._io import read_jsonl
 from traitlens.errors import TraitlensError
 
 __all__ = [
@@ -152,15 +153,11 @@ def _make_item(where: str, raw_id, dimension, stem, options: Sequence[tuple], sp
 
 def _read_jsonl(path: Path) -> list[Item]:
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name} line {number}"
+    for where, _, raw in read_jsonl(path):
         try:
-            raw = json.loads(line)
             options = [(o.get("text"), o.get("pole")) for o in raw.get("options", [])]
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise TraitlensError(f"{where}: not a JSON item object ({exc})") from None
+        except (AttributeError, TypeError):
+            raise TraitlensError(f"{where}: options must be a list of {{text, pole}} objects") from None
         items.append(_make_item(where, raw.get("id"), raw.get("dimension"), raw.get("stem"), options, raw.get("split")))
     return items
 

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from traitlens._io import read_jsonl
 from traitlens.errors import TraitlensError
 
 __all__ = [
@@ -172,11 +173,8 @@ def read_leakage(path: Path) -> list[dict[str, str]]:
 
 def read_bbq(path: Path) -> list[dict[str, Any]]:
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for where, _, record in read_jsonl(path):
         try:
-            record = json.loads(line)
             items.append(
                 {
                     "context": record["context"],
@@ -189,24 +187,18 @@ def read_bbq(path: Path) -> list[dict[str, Any]]:
                     "polarity": record.get("question_polarity", "neg"),
                 }
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise TraitlensError(f"{path.name} line {number}: not a BBQ record ({type(exc).__name__}: {exc})") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TraitlensError(f"{where}: not a BBQ record ({type(exc).__name__}: {exc})") from None
     return items
 
 
 def read_mcq(path: Path) -> list[dict[str, Any]]:
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                record = json.loads(line)
-                items.append(
-                    {
-                        "question": record["question"],
-                        "options": list(record["options"]),
-                        "answer": int(record["answer"]),
-                    }
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise TraitlensError(f"{path.name} line {number}: expected {{question, options, answer}}") from None
+    for where, _, record in read_jsonl(path):
+        try:
+            items.append(
+                {"question": record["question"], "options": list(record["options"]), "answer": int(record["answer"])}
+            )
+        except (KeyError, TypeError, ValueError):
+            raise TraitlensError(f"{where}: expected {{question, options, answer}}") from None
     return items

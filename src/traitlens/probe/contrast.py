@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from traitlens._io import read_jsonl
 from traitlens.assess.requests import LabelRequest
 from traitlens.chat import Message, chat_messages
 from traitlens.errors import TraitlensError
@@ -129,14 +130,7 @@ def _pair(where: str, pid: str, group: str, prompt: str, answers: dict[str, str]
 
 def _jsonl_pairs(path: Path) -> list[ContrastPair]:
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name} line {number}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraitlensError(f"{where}: invalid JSON ({exc.msg})") from None
+    for where, number, raw in read_jsonl(path):
         if "pole_a" in raw:
             answers = {
                 str(raw["pole_a"]).upper(): raw.get("answer_a", ""),
