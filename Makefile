@@ -36,8 +36,8 @@ probe:
 edit:
 	$(VENV)/bin/traitlens edit --trait $(TRAIT) --model $(MODEL)
 
-# All eight edit directions for the default model into vectors/ (about 7-10 minutes each on
-# 2 cores; the safety suites are left to `make bench` / `traitlens bench --vector`).
+# All eight edit directions for the default model into vectors/ (about 4 minutes each on a quiet
+# 2-core machine, ~32 in all; the safety suites are left to `make bench` / `traitlens bench --vector`).
 .PHONY: vectors
 vectors:
 	for t in EI IE SN NS TF FT JP PJ; do \

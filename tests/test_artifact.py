@@ -118,3 +118,17 @@ def test_cli_assess_with_a_vector_runs(tiny, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "o" / "assessment.json").read_text())
     assert data["settings"]["intervention"]["alpha"] == 0.5
+
+
+def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
+    from traitlens.steering.library import write_library_readme
+
+    root = tmp_path / "vectors" / "tiny"
+    summary = {"layer": 2, "alpha": 0.2, "before_share": 0.4, "after_share": 0.55, "perplexity_change": 0.1}
+    summary |= {"flipped": True, "already_target_before": False, "goal_met_in_calibration": True}
+    save_vector(_vector(tiny), root / "JP", {"edit_summary": summary})
+    (root.parent / "NOTES.md").write_text("Hand-written notes survive.\n")
+    text = write_library_readme(root).read_text()
+    assert "| [J -> P](tiny/JP/report.md) | 2 | 0.2 | P 40.0% -> 55.0% | flipped | yes | +10.0% |" in text
+    assert "| P -> J | - | - | not generated | - | - | - |" in text
+    assert text.endswith("Hand-written notes survive.\n")

@@ -1,7 +1,8 @@
 """The shipped vector library: a Markdown table of every exported edit under a directory.
 
 ``python -m traitlens.steering.library vectors/smollm2-135m-instruct`` rewrites
-``vectors/README.md`` from each vector's ``meta.json``."""
+``vectors/README.md`` from each vector's ``meta.json``, followed by the hand-written
+``vectors/NOTES.md`` when there is one (regenerating the table never loses the commentary)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ ORDER = ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ")
 
 def library_table(root: Path) -> str:
     rows = [
-        "| edit | layer | alpha (x resid norm) | target share before -> after | letter | perplexity change |",
-        "|---|---|---|---|---|---|",
+        "| edit | layer | alpha (x resid norm) | target share before -> after | letter | goal met | perplexity change |",
+        "|---|---|---|---|---|---|---|",
     ]
     for trait in ORDER:
         directory = root / trait
         if not (directory / FILES["meta"]).is_file():
-            rows.append(f"| {trait[0]} -> {trait[1]} | - | - | not generated | - | - |")
+            rows.append(f"| {trait[0]} -> {trait[1]} | - | - | not generated | - | - | - |")
             continue
         s = load_vector(directory).extra.get("edit_summary", {})
         letter = (
@@ -32,9 +33,10 @@ def library_table(root: Path) -> str:
             if s.get("already_target_before")
             else ("flipped" if s.get("flipped") else "not flipped")
         )
+        goal = "yes" if s.get("goal_met_in_calibration") else "no (guard)"
         rows.append(
             f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {s.get('layer')} | {s.get('alpha', 0):.3g} | "
-            f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {letter} | "
+            f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {letter} | {goal} | "
             f"{100 * s.get('perplexity_change', 0):+.1f}% |"
         )
     return "\n".join(rows)
@@ -52,10 +54,16 @@ Use one: `traitlens assess --vector vectors/{root.name}/JP` (applies its recomme
 in Python `traitlens.steering.artifact.load_vector(path)`.
 
 Target share is measured on the 64 held-out (eval) questionnaire items with the readout the
-instrument chose for this model; perplexity is on the shipped neutral reference text.
+instrument chose for this model; perplexity is on the shipped neutral reference text. The goal is
+a flip past 50%, or baseline + 10 points when the model already has the target letter; "no
+(guard)" means the +25% perplexity guard stopped the calibration first and the furthest safe
+move is shipped.
 
 {library_table(root)}
 """
+    notes = root.parent / "NOTES.md"
+    if notes.is_file():
+        text += "\n" + notes.read_text(encoding="utf-8")
     return write_text(root.parent / "README.md", text)
 
 
