@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
+import torch
 from fakes import PlantedScorer, planted_sampler
 from helpers import assert_clean_error, run_cli
 
@@ -16,6 +18,7 @@ from traitlens.assess.sampling import parse_answer, run_sample
 from traitlens.assess.scorer import ModelScorer
 from traitlens.assess.stats import bootstrap_ci, fleiss_kappa
 from traitlens.items import DIMENSIONS, Item, Option, default_items
+from traitlens.steering import SteeringVector, apply_steering
 
 EVAL = list(default_items().select("eval"))
 DIMS = list(DIMENSIONS)
@@ -84,6 +87,28 @@ def test_batched_scoring_equals_one_at_a_time(tiny):
     single = option_readout(ModelScorer(tiny, batch_size=1), items)
     for item in items:
         assert batched[item.id].loglik == pytest.approx(single[item.id].loglik, abs=1e-4)
+
+
+def _plain_loglik(model, prompt: list[int], answer: list[int]) -> float:
+    """Reference: one unpadded, uncached forward over prompt + answer."""
+    with torch.inference_mode():
+        logits = model.fast_model(input_ids=torch.tensor([prompt + answer])).logits[0].float().log_softmax(-1)
+    return float(torch.stack([logits[len(prompt) - 1 + j, t] for j, t in enumerate(answer)]).mean())
+
+
+@pytest.mark.parametrize("fold", [None, False, "auto"], ids=["unsteered", "hook", "fold"])
+def test_shared_prompt_scoring_equals_a_plain_forward(tiny, fold):
+    # Repeated prompts share one cached pass; lengths differ so padding and 1-token answers are hit.
+    prompts = [[5, 6, 7, 8], [9, 10], [5, 6, 7, 8], [11, 12, 13, 14, 15, 16], [9, 10], [17]]
+    answers = [[20, 21, 22], [23], [24, 25], [26, 27, 28, 29], [30], [31, 32]]
+    vector = SteeringVector({1: 4 * torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(0))})
+    handle = apply_steering(tiny, vector, 1.0, fold=fold) if fold is not None else nullcontext()
+    with handle:
+        got = ModelScorer(tiny, batch_size=2).continuation_logprobs(prompts, answers)
+        expected = [_plain_loglik(tiny, p, a) for p, a in zip(prompts, answers, strict=True)]
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    if fold is not None:  # the steering really changed the scores it was checked under
+        assert not np.allclose(got, ModelScorer(tiny).continuation_logprobs(prompts, answers), atol=1e-3)
 
 
 def test_fleiss_kappa_known_values():
