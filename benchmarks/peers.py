@@ -52,10 +52,10 @@ def ensure_venv() -> Path:
 
 
 def pick_vector(model, quick: bool) -> SteeringVector:
-    library = ROOT.parent / "vectors" / "smollm2-135m-instruct"
-    shipped = sorted(p for p in library.glob("*") if (p / "meta.json").is_file()) if not quick else []
-    if shipped:
-        return load_vector(shipped[0])
+    # The J->P vector: `make edit TRAIT=JP` is the main entry point, and its alpha moves the text.
+    shipped = ROOT.parent / "vectors" / "smollm2-135m-instruct" / "JP"
+    if not quick and (shipped / "meta.json").is_file():
+        return load_vector(shipped)
     g = torch.Generator().manual_seed(0)
     v = torch.randn(model.d_model, generator=g)
     return SteeringVector(
@@ -98,8 +98,7 @@ def ours(model, vector, alpha, batches, n, repeats, fold) -> dict:
                 start = time.perf_counter()
                 new = model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
                 times.append(time.perf_counter() - start)
-        times.sort()
-        out[key] = {"tok_per_s": ids.shape[0] * n / times[len(times) // 2], "new_ids": new[:, ids.shape[1] :].tolist()}
+        out[key] = {"tok_per_s": ids.shape[0] * n / min(times), "new_ids": new[:, ids.shape[1] :].tolist()}
     return out
 
 

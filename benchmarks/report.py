@@ -71,7 +71,10 @@ def section(name: str, data: dict) -> str:
             for r in data["records"]
         ]
     elif name == "scaling":
-        lines += ["| measure | exponent |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in data["exponents"].items()]
+        lines += ["| axis | size | collect (s) | probe (s) |", "|---|---|---|---|"]
+        lines += [f"| {axis} | {n} | {c:.2f} | {t:.2f} |" for axis, rows in data["table"].items() for n, c, t in rows]
+        lines += ["", "| measure | exponent k (time ~ size^k) |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in data["exponents"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,6 @@
 """How collection and probing time grow with the number of contrast pairs and of layers: a
-small table and the fitted exponent (time ~ size^k, least squares on logs)."""
+small table and the fitted exponent (time ~ size^k, least squares on logs). The layer axis takes
+blocks 0..n-1, so it measures depth."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def main() -> None:
 
     def run(n_pairs: int, n_layers: int) -> tuple[float, float]:
         subset = type(contrast)(contrast.pairs[:n_pairs], f"{contrast.name}[:{n_pairs}]")
-        layers = list(range(model.n_layers - n_layers, model.n_layers))
+        # The first n blocks: collection stops the pass after the last block it needs, so depth, not
+        # the count of hooks, is what costs (the last n blocks would always run the whole model).
+        layers = list(range(n_layers))
         start = time.perf_counter()
         acts = collect(model, subset, layers=layers, use_cache=False)
         collected = time.perf_counter() - start
