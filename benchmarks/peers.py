@@ -23,6 +23,7 @@ from traitlens.steering import SteeringVector, apply_steering
 from traitlens.steering.artifact import load_vector
 
 VENV = ROOT.parent / ".bench-venvs" / "peers"
+WORKER = ROOT / "_peer_worker.py"
 PEER_PACKAGES = [
     "torch==2.13.0",
     "transformers>=4.45,<5",
@@ -107,13 +108,47 @@ def agreement(a: list[list[int]], b: list[list[int]]) -> float:
     return same / sum(len(r) for r in a)
 
 
+def write_job(model, vector, layer, alpha, batches, args, tmp: str) -> Path:
+    """The weights and the vector as plain files, for a process that cannot import traitlens."""
+    state = {k: v.contiguous() for k, v in model.fast_model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, f"{tmp}/weights.safetensors")
+    job = {
+        "config": config_dict(model.fast_model.config),
+        "weights": f"{tmp}/weights.safetensors",
+        "layer": layer,
+        "vector": vector.offsets[layer].tolist(),
+        "alpha": alpha,
+        "new_tokens": args.new_tokens,
+        "repeats": 1,
+        "pad_id": model.tokenizer.pad_token_id,
+        "batches": {k: {"ids": ids.tolist(), "mask": mask.tolist()} for k, (ids, mask) in batches.items()},
+    }
+    path = Path(f"{tmp}/job.json")
+    path.write_text(json.dumps(job))
+    return path
+
+
+def keep_best(results: dict[str, dict], name: str, run: dict) -> None:
+    """Merge one round: the fastest tokens/s per batch; an error replaces nothing that worked."""
+    if "error" in run:
+        results.setdefault(name, run)
+        return
+    best = results.get(name)
+    if best is None or "error" in best:
+        results[name] = run
+        return
+    for key, r in run.items():
+        if r["tok_per_s"] > best[key]["tok_per_s"]:
+            best[key] = r
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of ours and the peers")
     args = p.parse_args()
     if args.quick:
-        args.new_tokens, args.repeats = 4, 1
+        args.new_tokens, args.rounds = 4, 1
     model = load_model(model_spec(args))
     vector = pick_vector(model, args.quick)
     layer, alpha = vector.layers[0], float(vector.recommended_alpha or 1.0)
@@ -121,34 +156,20 @@ def main() -> None:
     for size in (1, 8):
         prompts = [chat_ids(model.tokenizer, chat_messages(t)) for t in PROMPTS[:size]]
         batches[f"batch{size}"] = pad_left(prompts, model.tokenizer.pad_token_id)
-    results = {
-        "traitlens (fused hook)": ours(model, vector, alpha, batches, args.new_tokens, args.repeats, False),
-        "traitlens (bias fold)": ours(model, vector, alpha, batches, args.new_tokens, args.repeats, "auto"),
-    }
     python = ensure_venv() if not args.quick else None
-    if python is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            state = {k: v.contiguous() for k, v in model.fast_model.state_dict().items() if k != "lm_head.weight"}
-            save_file(state, f"{tmp}/weights.safetensors")
-            job = {
-                "config": config_dict(model.fast_model.config),
-                "weights": f"{tmp}/weights.safetensors",
-                "layer": layer,
-                "vector": vector.offsets[layer].tolist(),
-                "alpha": alpha,
-                "new_tokens": args.new_tokens,
-                "repeats": args.repeats,
-                "pad_id": model.tokenizer.pad_token_id,
-                "batches": {k: {"ids": ids.tolist(), "mask": mask.tolist()} for k, (ids, mask) in batches.items()},
-            }
-            Path(f"{tmp}/job.json").write_text(json.dumps(job))
-            subprocess.run(
-                [str(python), str(Path(__file__).with_name("_peer_worker.py")), f"{tmp}/job.json", f"{tmp}/out.json"],
-                check=True,
-            )
-            peers = json.loads(Path(f"{tmp}/out.json").read_text())
-        for name, value in peers.items():
-            results[f"{name} (peer venv)" if name != "plain" else "plain HF, peer venv (transformers 4.x)"] = value
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        job_path = write_job(model, vector, layer, alpha, batches, args, tmp) if python is not None else None
+        # Rounds alternate our process and the peers' process, so a slow spell on the machine
+        # hits both sides alike; each side keeps its best round.
+        for _ in range(args.rounds):
+            keep_best(results, "traitlens (fused hook)", ours(model, vector, alpha, batches, args.new_tokens, 1, False))
+            keep_best(results, "traitlens (bias fold)", ours(model, vector, alpha, batches, args.new_tokens, 1, "auto"))
+            if job_path is not None:
+                subprocess.run([str(python), str(WORKER), str(job_path), f"{tmp}/out.json"], check=True)
+                for name, value in json.loads(Path(f"{tmp}/out.json").read_text()).items():
+                    label = f"{name} (peer venv)" if name != "plain" else "plain HF, peer venv (transformers 4.x)"
+                    keep_best(results, label, value)
     reference = results["traitlens (fused hook)"]
     rows, summary = [], {}
     for name, per_batch in results.items():

@@ -36,7 +36,7 @@ def _vector(model) -> SteeringVector:
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--new-tokens", type=int, default=48)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5, help="rounds; 5 = each variant leads once")
     args = p.parse_args()
     if args.quick:
         args.new_tokens, args.repeats = 8, 1
@@ -89,10 +89,14 @@ def main() -> None:
         for fn in variants.values():
             fn(batch)  # warm-up
         samples: dict[str, list[float]] = {k: [] for k in variants}
-        for _ in range(args.repeats):  # interleaved: every variant sees the same machine load
-            for name, fn in variants.items():
+        names = list(variants)
+        for round_ in range(args.repeats):
+            # Interleaved, so every variant sees the same machine load, and rotated, so no variant
+            # always runs right after the bridge (whose wrappers leave the caches colder).
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
                 start = time.perf_counter()
-                fn(batch)
+                variants[name](batch)
                 samples[name].append(batch_size * n / (time.perf_counter() - start))
         # Best of N: the run least disturbed by other work. Variants differ by one hook on one
         # layer, far below the +-10% that medians still wander on a shared 2-core machine.

@@ -10,6 +10,7 @@ import torch
 from fakes import PlantedScorer, planted_sampler
 from helpers import assert_clean_error, run_cli
 
+from traitlens import TraitlensError
 from traitlens.assess import assess
 from traitlens.assess.logprob import run_logprob
 from traitlens.assess.readouts import option_readout
@@ -109,6 +110,11 @@ def test_shared_prompt_scoring_equals_a_plain_forward(tiny, fold):
     np.testing.assert_allclose(got, expected, atol=1e-4)
     if fold is not None:  # the steering really changed the scores it was checked under
         assert not np.allclose(got, ModelScorer(tiny).continuation_logprobs(prompts, answers), atol=1e-3)
+
+
+def test_an_empty_answer_is_a_clear_error(tiny):
+    with pytest.raises(TraitlensError, match="cannot score an empty answer"):
+        ModelScorer(tiny).continuation_logprobs([[5, 6]], [[]])
 
 
 def test_fleiss_kappa_known_values():

@@ -14,6 +14,7 @@ import torch
 from traitlens.assess.requests import LABELS, LabelRequest, OptionRequest
 from traitlens.batching import batched, pad_left, pad_right
 from traitlens.chat import chat_ids
+from traitlens.errors import TraitlensError
 from traitlens.models import LoadedModel
 
 __all__ = ["Scorer", "ModelScorer"]
@@ -97,7 +98,7 @@ class ModelScorer:
         """Scores ``answers[n]`` after ``prompts[owner[n]]``; each prompt is computed once."""
         pad, device, model = self.model.tokenizer.pad_token_id, self.model.device, self.model.fast_model
         if any(not a for a in answers):
-            raise ValueError("cannot score an empty answer")
+            raise TraitlensError("cannot score an empty answer (an option or choice with no text)")
         ids, mask = pad_left(prompts, pad)
         with torch.inference_mode():
             out = model(
