@@ -52,7 +52,7 @@ LIMIT ?= 40
 bench:
 	$(VENV)/bin/traitlens bench --model $(MODEL) --limit $(LIMIT) $(if $(DATA),--data $(DATA)) --out runs/bench
 
-# Speed, side by side, on the default model (about 15 minutes on 2 cores); refreshes benchmarks/RESULTS.md.
+# Speed, side by side, on the default model (about 13 minutes on 2 cores); refreshes benchmarks/RESULTS.md.
 .PHONY: perf
 perf:
 	$(PY) benchmarks/steering_speed.py
