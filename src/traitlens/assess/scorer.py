@@ -38,20 +38,23 @@ class ModelScorer:
         tokenizer = model.tokenizer
         self.label_ids = [tokenizer(label, add_special_tokens=False)["input_ids"][0] for label in LABELS]
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities at the sequence positions ``keep`` only: the unembedding of every
-        position (49k-wide on the default model) would cost more than the transformer itself."""
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, keep: int, cache=None, use_cache: bool = False):
+        """Log-probabilities at the last ``keep`` positions only (0: all): the unembedding of every
+        position (49k-wide on the default model) would cost more than the transformer itself.
+        ``mask`` also covers any ``cache``d prefix, and the position ids follow from it. Returns
+        the log-probabilities (on the CPU) and the cache."""
         device = self.model.device
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
         with torch.inference_mode():
             out = self.model.fast_model(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 position_ids=positions.to(device),
-                use_cache=False,
-                logits_to_keep=keep.to(device),
+                past_key_values=cache,
+                use_cache=use_cache,
+                logits_to_keep=keep,
             )
-        return out.logits.float().log_softmax(-1).cpu()
+        return out.logits.float().log_softmax(-1).cpu(), out.past_key_values
 
     def _tick(self, n: int) -> None:
         if self.progress is not None:
@@ -62,7 +65,7 @@ class ModelScorer:
         rows = []
         for chunk in batched(list(prompts), self.batch_size):
             ids, mask = pad_left(chunk, self.model.tokenizer.pad_token_id)
-            logprobs = self._forward(ids, mask, torch.tensor([ids.shape[1] - 1]))[:, -1, :]
+            logprobs = self._forward(ids, mask, 1)[0][:, -1, :]
             rows.append(logprobs[:, list(token_ids)].numpy())
             self._tick(len(chunk))
         return np.concatenate(rows) if rows else np.zeros((0, len(token_ids)))
@@ -96,40 +99,20 @@ class ModelScorer:
 
     def _shared_prompt_batch(self, prompts, owner: torch.Tensor, answers) -> np.ndarray:
         """Scores ``answers[n]`` after ``prompts[owner[n]]``; each prompt is computed once."""
-        pad, device, model = self.model.tokenizer.pad_token_id, self.model.device, self.model.fast_model
+        pad = self.model.tokenizer.pad_token_id
         if any(not a for a in answers):
             raise TraitlensError("cannot score an empty answer (an option or choice with no text)")
         ids, mask = pad_left(prompts, pad)
-        with torch.inference_mode():
-            out = model(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device),
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            # The prompt's last position predicts each answer's first token.
-            first = out.logits[:, -1].float().log_softmax(-1).cpu()[owner, [a[0] for a in answers]]
-            width = max(len(a) for a in answers) - 1
-            if width == 0:
-                return first.numpy()
-            # Feed every answer but its last token; position j then predicts token j + 1.
-            tails, tail_mask = pad_right([a[:-1] for a in answers], pad)
-            cache = out.past_key_values
-            cache.batch_select_indices(owner.to(device))
-            positions = mask.sum(-1)[owner, None] + torch.arange(width)
-            rest = (
-                model(
-                    input_ids=tails.to(device),
-                    attention_mask=torch.cat([mask[owner], tail_mask], dim=1).to(device),
-                    position_ids=positions.to(device),
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                .logits.float()
-                .log_softmax(-1)
-                .cpu()
-            )
+        last, cache = self._forward(ids, mask, 1, use_cache=True)
+        # The prompt's last position predicts each answer's first token.
+        first = last[owner, -1, [a[0] for a in answers]]
+        if max(len(a) for a in answers) == 1:
+            return first.numpy()
+        # Feed every answer but its last token, after its prompt's cached pass; position j then
+        # predicts token j + 1.
+        tails, tail_mask = pad_right([a[:-1] for a in answers], pad)
+        cache.batch_select_indices(owner.to(self.model.device))
+        rest, _ = self._forward(tails, torch.cat([mask[owner], tail_mask], dim=1), 0, cache=cache, use_cache=True)
         targets = torch.zeros_like(tails)
         for row, answer in enumerate(answers):
             targets[row, : len(answer) - 1] = torch.as_tensor(answer[1:])
