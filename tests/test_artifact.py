@@ -127,8 +127,13 @@ def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
     summary = {"layer": 2, "alpha": 0.2, "before_share": 0.4, "after_share": 0.55, "perplexity_change": 0.1}
     summary |= {"flipped": True, "already_target_before": False, "goal_met_in_calibration": True}
     save_vector(_vector(tiny), root / "JP", {"edit_summary": summary})
+    missed = summary | {"flipped": False, "goal_met_in_calibration": False}
+    save_vector(_vector(tiny), root / "EI", {"edit_summary": missed, "alpha_curve": [{"guard_ok": False}]})
+    save_vector(_vector(tiny), root / "IE", {"edit_summary": missed, "alpha_curve": [{"guard_ok": True}]})
     (root.parent / "NOTES.md").write_text("Hand-written notes survive.\n")
     text = write_library_readme(root).read_text()
     assert "| [J -> P](tiny/JP/report.md) | 2 | 0.2 | P 40.0% -> 55.0% | flipped | yes | +10.0% |" in text
     assert "| P -> J | - | - | not generated | - | - | - |" in text
+    assert "| not flipped | no (guard) |" in text.split("[E -> I]")[1].splitlines()[0]
+    assert "| not flipped | no |" in text.split("[I -> E]")[1].splitlines()[0]
     assert text.endswith("Hand-written notes survive.\n")

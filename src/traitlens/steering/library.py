@@ -27,13 +27,15 @@ def library_table(root: Path) -> str:
         if not (directory / FILES["meta"]).is_file():
             rows.append(f"| {trait[0]} -> {trait[1]} | - | - | not generated | - | - | - |")
             continue
-        s = load_vector(directory).extra.get("edit_summary", {})
+        extra = load_vector(directory).extra
+        s = extra.get("edit_summary", {})
         letter = (
             ("already " + trait[1])
             if s.get("already_target_before")
             else ("flipped" if s.get("flipped") else "not flipped")
         )
-        goal = "yes" if s.get("goal_met_in_calibration") else "no (guard)"
+        hit_guard = any(not point.get("guard_ok", True) for point in extra.get("alpha_curve", []))
+        goal = "yes" if s.get("goal_met_in_calibration") else ("no (guard)" if hit_guard else "no")
         rows.append(
             f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {s.get('layer')} | {s.get('alpha', 0):.3g} | "
             f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {letter} | {goal} | "
