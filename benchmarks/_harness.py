@@ -16,6 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+# The generation benchmarks (steering_speed, peers) run these, so their figures compare.
+PROMPTS = [
+    "Describe your ideal weekend.",
+    "How do you plan a trip?",
+    "What do you do after work?",
+    "How do you make decisions?",
+    "Tell me about a hobby.",
+    "What is your morning routine?",
+    "How do you handle deadlines?",
+    "What makes a good friend?",
+]
 RESULTS_DIR = ROOT / "results"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,6 +55,17 @@ def machine() -> dict:
         "python": platform.python_version(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "platform": platform.platform(),
+    }
+
+
+def prompt_batches(model, sizes=(1, 8)) -> dict:
+    """``{"batch1": (ids, mask), "batch8": ...}``: chat-formatted, left-padded prompts."""
+    from traitlens.batching import pad_left
+    from traitlens.chat import chat_ids, chat_messages
+
+    pad = model.tokenizer.pad_token_id
+    return {
+        f"batch{n}": pad_left([chat_ids(model.tokenizer, chat_messages(t)) for t in PROMPTS[:n]], pad) for n in sizes
     }
 
 

@@ -13,12 +13,10 @@ import time
 from pathlib import Path
 
 import torch
-from _harness import ROOT, model_spec, parser, print_rows, write_result
+from _harness import ROOT, model_spec, parser, print_rows, prompt_batches, write_result
 from safetensors.torch import save_file
 
 from traitlens import load_model
-from traitlens.batching import pad_left
-from traitlens.chat import chat_ids, chat_messages
 from traitlens.steering import SteeringVector, apply_steering
 from traitlens.steering.artifact import load_vector
 
@@ -31,16 +29,6 @@ PEER_PACKAGES = [
     "safetensors",
     "repeng==0.4.0",
     "steering-vectors==0.12.2",
-]
-PROMPTS = [
-    "Describe your ideal weekend.",
-    "How do you plan a trip?",
-    "What do you do after work?",
-    "How do you make decisions?",
-    "Tell me about a hobby.",
-    "What is your morning routine?",
-    "How do you handle deadlines?",
-    "What makes a good friend?",
 ]
 
 
@@ -86,20 +74,17 @@ def config_dict(config) -> dict:
     return {k: getattr(config, k) for k in keys} | {"rope_theta": float(rope)}
 
 
-def ours(model, vector, alpha, batches, n, repeats, fold) -> dict:
+def ours(model, vector, alpha, batches, n, fold) -> dict:
+    """One round: a warm-up and one timed generation per batch (rounds repeat it)."""
     out = {}
+    kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
     for key, (ids, mask) in batches.items():
-        times, new = [], None
         with apply_steering(model, vector, alpha, fold=fold), torch.inference_mode():
-            kwargs = dict(
-                max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=model.tokenizer.pad_token_id
-            )
             model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-            for _ in range(repeats):
-                start = time.perf_counter()
-                new = model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-                times.append(time.perf_counter() - start)
-        out[key] = {"tok_per_s": ids.shape[0] * n / min(times), "new_ids": new[:, ids.shape[1] :].tolist()}
+            start = time.perf_counter()
+            new = model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            seconds = time.perf_counter() - start
+        out[key] = {"tok_per_s": ids.shape[0] * n / seconds, "new_ids": new[:, ids.shape[1] :].tolist()}
     return out
 
 
@@ -119,7 +104,6 @@ def write_job(model, vector, layer, alpha, batches, args, tmp: str) -> Path:
         "vector": vector.offsets[layer].tolist(),
         "alpha": alpha,
         "new_tokens": args.new_tokens,
-        "repeats": 1,
         "pad_id": model.tokenizer.pad_token_id,
         "batches": {k: {"ids": ids.tolist(), "mask": mask.tolist()} for k, (ids, mask) in batches.items()},
     }
@@ -152,10 +136,7 @@ def main() -> None:
     model = load_model(model_spec(args))
     vector = pick_vector(model, args.quick)
     layer, alpha = vector.layers[0], float(vector.recommended_alpha or 1.0)
-    batches = {}
-    for size in (1, 8):
-        prompts = [chat_ids(model.tokenizer, chat_messages(t)) for t in PROMPTS[:size]]
-        batches[f"batch{size}"] = pad_left(prompts, model.tokenizer.pad_token_id)
+    batches = prompt_batches(model)
     python = ensure_venv() if not args.quick else None
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,8 +144,8 @@ def main() -> None:
         # Rounds alternate our process and the peers' process, so a slow spell on the machine
         # hits both sides alike; each side keeps its best round.
         for _ in range(args.rounds):
-            keep_best(results, "traitlens (fused hook)", ours(model, vector, alpha, batches, args.new_tokens, 1, False))
-            keep_best(results, "traitlens (bias fold)", ours(model, vector, alpha, batches, args.new_tokens, 1, "auto"))
+            keep_best(results, "traitlens (fused hook)", ours(model, vector, alpha, batches, args.new_tokens, False))
+            keep_best(results, "traitlens (bias fold)", ours(model, vector, alpha, batches, args.new_tokens, "auto"))
             if job_path is not None:
                 subprocess.run([str(python), str(WORKER), str(job_path), f"{tmp}/out.json"], check=True)
                 for name, value in json.loads(Path(f"{tmp}/out.json").read_text()).items():

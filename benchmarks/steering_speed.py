@@ -7,23 +7,10 @@ from __future__ import annotations
 import time
 
 import torch
-from _harness import model_spec, parser, print_rows, write_result
+from _harness import model_spec, parser, print_rows, prompt_batches, write_result
 
 from traitlens import load_model
-from traitlens.batching import pad_left
-from traitlens.chat import chat_ids, chat_messages
 from traitlens.steering import SteeringVector, apply_steering
-
-PROMPTS = [
-    "Describe your ideal weekend.",
-    "How do you plan a trip?",
-    "What do you do after work?",
-    "Tell me about a hobby you enjoy.",
-    "How do you make decisions?",
-    "What is your morning routine?",
-    "How do you handle deadlines?",
-    "What makes a good friend?",
-]
 
 
 def _vector(model) -> SteeringVector:
@@ -83,9 +70,8 @@ def main() -> None:
         "TransformerLens bridge, unsteered": bridge_generate,
     }
     results: dict[str, dict[str, float]] = {}
-    for batch_size in (1, 8):
-        prompts = [chat_ids(model.tokenizer, chat_messages(t)) for t in PROMPTS[:batch_size]]
-        batch = pad_left(prompts, model.tokenizer.pad_token_id)
+    for key, batch in prompt_batches(model).items():
+        batch_size = batch[0].shape[0]
         for fn in variants.values():
             fn(batch)  # warm-up
         samples: dict[str, list[float]] = {k: [] for k in variants}
@@ -100,7 +86,7 @@ def main() -> None:
                 samples[name].append(batch_size * n / (time.perf_counter() - start))
         # Best of N: the run least disturbed by other work. Variants differ by one hook on one
         # layer, far below the +-10% that medians still wander on a shared 2-core machine.
-        results[f"batch{batch_size}"] = {k: max(v) for k, v in samples.items()}
+        results[key] = {k: max(v) for k, v in samples.items()}
     rows = []
     for key, rates in results.items():
         floor = rates["HF generate, unsteered (floor)"]
