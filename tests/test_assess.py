@@ -11,13 +11,14 @@ from fakes import PlantedScorer, planted_sampler
 from helpers import assert_clean_error, run_cli
 
 from traitlens import TraitlensError
-from traitlens.assess import assess
-from traitlens.assess.logprob import run_logprob
-from traitlens.assess.readouts import option_readout
+from traitlens.assess import agreement, assess
+from traitlens.assess.logprob import label_gate, run_logprob
+from traitlens.assess.readouts import SCORED_READOUTS, option_prior, option_readout
 from traitlens.assess.requests import LabelRequest
 from traitlens.assess.sampling import parse_answer, run_sample
 from traitlens.assess.scorer import ModelScorer
 from traitlens.assess.stats import bootstrap_ci, fleiss_kappa
+from traitlens.assess.validity import PRIOR_QUESTIONS, measure_validity
 from traitlens.items import DIMENSIONS, Item, Option, default_items
 from traitlens.steering import SteeringVector, apply_steering
 
@@ -26,13 +27,18 @@ DIMS = list(DIMENSIONS)
 FIRST_POLES = {"E", "S", "T", "J"}
 
 
-def _score(scorer, readout):
-    return run_logprob(scorer, EVAL, DIMS, readout)
+def _score(scorer, readout, items=EVAL, system=None):
+    prior = option_prior(scorer, items, PRIOR_QUESTIONS)
+    checks = (
+        measure_validity(scorer, items, SCORED_READOUTS, prior, label_gate=label_gate) if readout == "auto" else None
+    )
+    dims = sorted({i.dimension for i in items}, key=DIMS.index)
+    return run_logprob(scorer, items, dims, readout, prior=prior, validity=checks, system=system)
 
 
-@pytest.mark.parametrize("readout", ["label", "option", "auto"])
+@pytest.mark.parametrize("readout", ["label", "option", "option_sum", "pmi", "pmi_mean", "auto"])
 def test_model_preferring_known_poles_scores_100_percent(readout):
-    dims, _, _ = _score(PlantedScorer(FIRST_POLES, content=30.0), readout)
+    dims, _, _ = _score(PlantedScorer(FIRST_POLES, content=300.0, persona=2.0), readout)
     for result in dims.values():
         assert result.share_first == pytest.approx(1.0, abs=1e-6)
         assert result.letter == result.poles[0]
@@ -57,13 +63,96 @@ def test_content_preference_survives_a_strong_position_bias():
         assert result.reliability["order_consistency"] == 0.0
 
 
-def test_auto_falls_back_to_option_readout_when_labels_are_position_driven():
-    scorer = PlantedScorer({"E", "N", "F", "P"}, content=2.0, position=8.0, mass=0.3)
+def test_auto_never_uses_labels_that_are_position_driven():
+    scorer = PlantedScorer({"E", "N", "F", "P"}, content=2.0, position=8.0, mass=0.3, persona=1.0)
     dims, _, _ = _score(scorer, "auto")
-    assert all(d.readout == "option" and "unreliable" in d.readout_reason for d in dims.values())
+    assert all(d.readout != "label" and d.valid for d in dims.values())
     assert "".join(d.letter for d in dims.values()) == "ENFP"
-    consistent, _, warnings = _score(PlantedScorer(FIRST_POLES, content=6.0), "auto")
-    assert all(d.readout == "label" for d in consistent.values()) and not warnings
+    assert not any(s.system for s in scorer.label_seen)  # label passes under personas were skipped
+    consistent, _, _ = _score(PlantedScorer(FIRST_POLES, content=6.0, persona=8.0, position=0.0), "auto")
+    assert all(d.readout == "label" for d in consistent.values())
+
+
+def test_options_differing_only_in_length_score_half_under_the_corrected_readout():
+    """Options whose likelihood depends only on their length, the same with or without the
+    question: the raw mean readout prefers the longer option, the corrected one cannot."""
+    scorer = PlantedScorer(set())
+    items = [
+        Item(
+            f"JP-{k}", "JP", "How do you plan?", (Option("I plan.", "J"), Option(f"I go with the flow {k} times.", "P"))
+        )
+        for k in range(6)
+    ]
+    for readout in ("pmi", "pmi_mean"):
+        dims, _, _ = _score(scorer, readout, items)
+        assert dims["JP"].share_first == pytest.approx(0.5, abs=1e-12)
+    raw, _, _ = _score(scorer, "option", items)
+    assert raw["JP"].share_first < 0.3  # the longer (P) option's mean per word is higher
+
+
+def test_auto_picks_a_readout_by_validity_and_says_when_none_is_valid():
+    # Length-driven options and a persona effect: raw mean fails the content-free check.
+    items = [
+        Item(f"EI-{k}", "EI", "Party?", (Option("Yes.", "E"), Option(f"I would rather stay home {k} times.", "I")))
+        for k in range(6)
+    ]
+    dims, _, _ = _score(PlantedScorer(set(), persona=3.0, position=8.0, mass=0.3), "auto", items)
+    assert dims["EI"].readout in ("pmi", "pmi_mean") and dims["EI"].valid
+    assert "persona separation" in dims["EI"].readout_reason
+    blind, _, warnings = _score(PlantedScorer(set(), position=8.0, mass=0.3), "auto", items)  # no persona effect
+    assert not blind["EI"].valid and blind["EI"].letter == "?"
+    assert "no valid readout" in blind["EI"].readout_reason
+    assert any("no readout passes" in w for w in warnings)
+
+
+def test_corrected_content_free_share_is_half_by_construction_on_the_tiny_model(tiny):
+    scorer = ModelScorer(tiny)
+    items = EVAL[:8]
+    questions = ("Say something.",)
+    prior = option_prior(scorer, items, questions)
+    checks = measure_validity(scorer, items, ["option", "pmi", "pmi_mean"], prior, questions=questions)
+    for dim in checks.content_free:
+        assert checks.content_free[dim]["pmi"] == pytest.approx(0.5, abs=1e-9)
+        assert checks.content_free[dim]["pmi_mean"] == pytest.approx(0.5, abs=1e-9)
+
+
+def test_system_prompt_reaches_every_question():
+    scorer = PlantedScorer(set())
+    _score(scorer, "label", system="You are a pirate.")
+    _score(scorer, "pmi", system="You are a pirate.")
+    main_label = [r for r in scorer.label_seen]
+    main_option = [r for r in scorer.option_seen if r.question is None]
+    assert main_label and all(r.messages()[0] == {"role": "system", "content": "You are a pirate."} for r in main_label)
+    assert main_option and all(r.system == "You are a pirate." for r in main_option)
+    # The prior is the model's own, without the system prompt.
+    assert all(r.system is None for r in scorer.option_seen if r.question is not None)
+
+
+def test_system_prompt_reaches_the_model_prompt(tiny):
+    plain = assess(tiny, default_items().select("eval", "JP"), readout="option")
+    persona = assess(tiny, default_items().select("eval", "JP"), readout="option", system="You are a pirate.")
+    assert persona.settings["system"] == "You are a pirate."
+    assert plain.dimensions["JP"].share_first != persona.dimensions["JP"].share_first
+
+
+def test_agreement_between_two_instruments(tiny):
+    a = assess(tiny, default_items().select("eval", ["EI", "JP"]), readout="pmi")
+    flipped = assess(tiny, _swap_poles(default_items().select("eval", ["EI", "JP"])), readout="pmi")
+    same, other = agreement(a, a), agreement(a, flipped)
+    assert same["types"] == [a.type, a.type] and all(d["difference"] == 0 for d in same["dimensions"].values())
+    for dim, d in other["dimensions"].items():  # the same texts filed under the opposite poles
+        assert d["difference"] == pytest.approx(2 * a.dimensions[dim].share_first - 1, abs=1e-5)
+        assert d["letters_agree"] is False
+
+
+def _swap_poles(bank):
+    from traitlens.items import ItemBank
+
+    swap = {"E": "I", "I": "E", "J": "P", "P": "J", "S": "N", "N": "S", "T": "F", "F": "T"}
+    items = [
+        Item(i.id, i.dimension, i.stem, tuple(Option(o.text, swap[o.pole]) for o in i.options), i.split) for i in bank
+    ]
+    return ItemBank(tuple(items), "swapped")
 
 
 def test_every_item_is_evaluated_in_both_orders():
@@ -186,7 +275,9 @@ def test_assess_on_tiny_model_writes_the_documented_json(tiny, tmp_path):
         entry = data["dimensions"][dim]
         assert entry[first] + entry[second] == pytest.approx(1.0)
         assert set(entry["ci95"]) == {first, second}
-        assert entry["readout"] in ("label", "option")
+        assert entry["readout"] in SCORED_READOUTS
+        assert set(data["validity"]["readouts"][dim]) >= {"option", "pmi"}
+    assert set(data["validity"]["length_balance"]) == set(DIMENSIONS)
     assert data["model"]["name"] == "tiny" and len(data["items"]) == 64
 
 
@@ -216,6 +307,9 @@ def test_cli_assess_bad_input(tmp_path):
     bad.write_text('{"id": "a", "stem": "s", "options": [{"text": "x", "pole": "Z"}, {"text": "y", "pole": "P"}]}\n')
     assert_clean_error(run_cli("assess", "--items", str(bad)), "bad.jsonl line 1 (item a): unknown pole 'Z'")
     assert_clean_error(run_cli("assess", "--model", "tiny", "--split", "test"), "unknown split")
+    assert_clean_error(run_cli("assess", "--model", "tiny", "--readout", "vibes"), "unknown readout 'vibes'")
+    assert_clean_error(run_cli("assess", "--model", "tiny", "--system", "  "), "--system must not be empty")
+    assert_clean_error(run_cli("assess", "--model", "tiny", "--system", "x" * 5000), "the limit is 2000")
 
 
 @pytest.mark.slow
@@ -224,5 +318,29 @@ def test_default_model_assessment_reports_its_position_bias(smollm):
     assert len(result.type) == 4
     # Measured: SmolLM2-135M answers "1" whatever the content; the instrument must say so.
     assert all(d.reliability["position_bias"] > 0.8 for d in result.dimensions.values())
-    assert all(d.readout == "option" for d in result.dimensions.values())
+    assert all(d.readout != "label" for d in result.dimensions.values())
     assert result.warnings
+
+
+def test_fleiss_kappa_ignores_unparsed_answers():
+    """Defect 11: "unparsed" was a category, so a model that never answered agreed perfectly."""
+    items = EVAL[:8]
+    dims_items = sorted({i.dimension for i in items})
+    mute = planted_sampler(lambda r: "I cannot say.")
+    dims, _, _ = run_sample(mute, items, dims_items, runs=6)
+    assert all(math.isnan(d.reliability["fleiss_kappa"]) for d in dims.values())
+    assert math.isnan(fleiss_kappa([[0, 0], [0, 0]]))
+    # Unequal numbers of parsed answers per item are fine: perfect agreement stays 1.
+    assert fleiss_kappa([[5, 0], [0, 3], [2, 0]]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("runs", [4, 5, 30])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_position_only_sampler_lands_at_exactly_half_whatever_the_seed(runs, seed):
+    """Defect 12: random orders per run left a position-only model at 0.5 +/- noise, its letter
+    set by the seed. Balanced orders put it at 50% for every seed."""
+    items = [i for i in EVAL if i.dimension == "JP"]
+    always_one = planted_sampler(lambda r: "1")
+    dims, _, _ = run_sample(always_one, items, ["JP"], runs=runs, seed=seed)
+    assert dims["JP"].share_first == pytest.approx(0.5)
+    assert dims["JP"].letter == "X"

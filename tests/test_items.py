@@ -127,3 +127,52 @@ def test_parse_dimension(text, expected):
 def test_parse_dimension_rejects(text):
     with pytest.raises(TraitlensError, match="unknown trait"):
         parse_dimension(text)
+
+
+def _token_counter():
+    from traitlens.models.registry import default_tokenizer
+
+    tokenizer = default_tokenizer()
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def test_shipped_option_lengths_are_balanced_per_pole():
+    """Neither pole's option may be systematically the longer: a readout scoring the options'
+    text would otherwise measure length (under one token mean difference, each pole the longer
+    about as often, in each split and dimension)."""
+    from traitlens.balance import length_balance
+
+    count = _token_counter()
+    bank = default_items()
+    for split in ("train", "eval"):
+        pairs = [
+            (i.dimension, i.option_for(DIMENSIONS[i.dimension][0]).text, i.option_for(DIMENSIONS[i.dimension][1]).text)
+            for i in bank.select(split)
+        ]
+        for balance in length_balance(pairs, count).values():
+            assert balance.balanced, f"{split} {balance.describe()}"
+            assert abs(balance.first_longer - balance.second_longer) <= 2, f"{split} {balance.describe()}"
+
+
+def test_shipped_statement_lengths_are_balanced_per_pole():
+    from traitlens.balance import length_balance
+    from traitlens.probe.contrast import statement_pairs
+
+    groups = {p.group: p for p in statement_pairs().pairs}  # one pair of answers per group
+    pairs = [(p.dimension, p.first.answer, p.second.answer) for p in groups.values()]
+    for balance in length_balance(pairs, _token_counter()).values():
+        assert balance.balanced, balance.describe()
+
+
+def test_length_balance_flags_a_one_sided_instrument():
+    from traitlens.balance import length_balance
+
+    words = lambda text: len(text.split())  # noqa: E731
+    lopsided = [("JP", "I plan.", "I go wherever the day takes me.")] * 8
+    even = (
+        [("JP", "I plan.", "I drift.")] * 4
+        + [("JP", "I plan every day.", "I drift.")] * 2
+        + [("JP", "I plan.", "I drift all day.")] * 2
+    )
+    assert not length_balance(lopsided, words)["JP"].balanced
+    assert length_balance(even, words)["JP"].balanced

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from traitlens.assess.logprob import READOUTS, run_logprob
+from traitlens.assess.logprob import READOUTS, label_gate, run_logprob
+from traitlens.assess.readouts import CORRECTED_READOUTS, SCORED_READOUTS, option_prior
 from traitlens.assess.result import AssessmentResult
 from traitlens.assess.sampling import model_sampler, run_sample
 from traitlens.assess.scorer import ModelScorer
+from traitlens.assess.validity import CONTENT_FREE_QUESTIONS, PRIOR_QUESTIONS, measure_validity
+from traitlens.balance import length_balance
 from traitlens.errors import TraitlensError
-from traitlens.items import ItemBank, default_items
+from traitlens.items import DIMENSIONS, ItemBank, default_items
 
-__all__ = ["Intervention", "PROTOCOLS", "assess"]
+__all__ = ["Intervention", "PROTOCOLS", "MAX_SYSTEM_CHARS", "assess", "agreement", "check_system", "work_units"]
 
 PROTOCOLS = ("logprob", "sample")
+MAX_SYSTEM_CHARS = 2000
 
 
 class Intervention(Protocol):
@@ -27,41 +32,107 @@ class Intervention(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+# Priors and validity depend only on the unsteered model and the items: a calibration that
+# assesses the same items at twenty strengths computes them once.
+_MEMO: OrderedDict = OrderedDict()
+_MEMO_SIZE = 32
+
+
+def _memo(key: tuple, compute: Callable[[], Any]) -> Any:
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
+    value = _MEMO[key] = compute()
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return value
+
+
+def check_system(system: str | None) -> None:
+    if system is None:
+        return
+    if not isinstance(system, str) or not system.strip():
+        raise TraitlensError("--system must not be empty")
+    if len(system) > MAX_SYSTEM_CHARS:
+        raise TraitlensError(f"--system is {len(system)} characters long; the limit is {MAX_SYSTEM_CHARS}")
+
+
+def _balance(model, bank: ItemBank) -> tuple[dict, list[str]]:
+    def count(text: str) -> int:
+        return len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    pairs = [
+        (i.dimension, i.option_for(DIMENSIONS[i.dimension][0]).text, i.option_for(DIMENSIONS[i.dimension][1]).text)
+        for i in bank
+    ]
+    balance = length_balance(pairs, count)
+    warnings = [f"options are length-unbalanced: {b.describe()}" for b in balance.values() if not b.balanced]
+    return {d: b.to_dict() for d, b in balance.items()}, warnings
+
+
 def assess(
     model,
     items: ItemBank | None = None,
     *,
     split: str = "eval",
     protocol: str = "logprob",
-    readout: str = "auto",
+    readout: str | dict[str, str] = "auto",
+    system: str | None = None,
     runs: int = 30,
     temperature: float = 0.7,
     seed: int = 0,
     batch_size: int = 16,
     intervention: Intervention | None = None,
+    validity: bool | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> AssessmentResult:
-    """Assess ``model`` (a ``LoadedModel``) on ``items`` (default: the shipped bank)."""
+    """Assess ``model`` (a ``LoadedModel``) on ``items`` (default: the shipped bank).
+
+    ``system`` is a system prompt for every question (a persona is assessed like any other
+    intervention). The corrected readouts' priors and the validity checks are measured on the
+    model without ``intervention`` and without ``system``; ``validity`` (default: only when
+    ``readout`` is ``auto``, which needs it) adds them to the result."""
     if protocol not in PROTOCOLS:
         raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")
-    if readout not in READOUTS:
-        raise TraitlensError(f"unknown readout '{readout}': use {', '.join(READOUTS)}")
+    named = set(readout.values()) if isinstance(readout, dict) else {readout}
+    for name in named:
+        if name not in READOUTS:
+            raise TraitlensError(f"unknown readout '{name}': use {', '.join(READOUTS)}")
     if runs < 1:
         raise TraitlensError(f"--runs must be at least 1, not {runs}")
+    check_system(system)
     bank = (items or default_items()).select(split)
     dimensions = bank.dimensions()
     start = time.perf_counter()
+    extra: dict[str, Any] = {}
+    balance, warnings_before = _balance(model, bank)
+    extra["length_balance"] = balance
+    if protocol == "logprob":
+        scorer = ModelScorer(model, batch_size=batch_size, progress=progress)
+        key = (model.fingerprint.weights_hash, model.name, bank.content_hash())
+        prior, checks = None, None
+        if "auto" in named or named & set(CORRECTED_READOUTS) or validity:
+            prior = _memo((*key, "prior", PRIOR_QUESTIONS), lambda: option_prior(scorer, list(bank), PRIOR_QUESTIONS))
+        if "auto" in named or validity:
+            checks = _memo(
+                (*key, "validity", CONTENT_FREE_QUESTIONS),
+                lambda: measure_validity(scorer, list(bank), SCORED_READOUTS, prior, label_gate=label_gate),
+            )
+            extra["readouts"] = checks.to_dict()
     context = intervention.attach(model) if intervention is not None else contextlib.nullcontext()
     with context:
         if protocol == "logprob":
-            scorer = ModelScorer(model, batch_size=batch_size, progress=progress)
-            dims, records, warnings = run_logprob(scorer, list(bank), dimensions, readout, seed)
+            dims, records, warnings = run_logprob(
+                scorer, list(bank), dimensions, readout, seed, prior=prior, validity=checks, system=system
+            )
             settings = {"readout": readout}
         else:
             sampler = model_sampler(model, batch_size=max(batch_size, runs))
-            dims, records, warnings = run_sample(sampler, list(bank), dimensions, runs, temperature, seed, progress)
+            dims, records, warnings = run_sample(
+                sampler, list(bank), dimensions, runs, temperature, seed, progress, system=system
+            )
             settings = {"runs": runs, "temperature": temperature}
-    settings.update(seed=seed, intervention=intervention.describe() if intervention else None)
+    settings.update(seed=seed, system=system, intervention=intervention.describe() if intervention else None)
     return AssessmentResult(
         model=model.fingerprint.to_dict(),
         protocol=protocol,
@@ -70,14 +141,42 @@ def assess(
         items_hash=bank.content_hash(),
         dimensions=dims,
         items=records,
-        warnings=warnings,
+        warnings=warnings_before + warnings,
         seconds=time.perf_counter() - start,
         settings=settings,
+        validity=extra,
     )
 
 
+def agreement(first: AssessmentResult, second: AssessmentResult) -> dict[str, Any]:
+    """Do two instruments say the same about one model? Per shared dimension: both shares, their
+    difference and whether the letters agree; and whether the types agree."""
+    shared = [d for d in first.dimensions if d in second.dimensions]
+    per_dim = {}
+    for dim in shared:
+        a, b = first.dimensions[dim], second.dimensions[dim]
+        per_dim[dim] = {
+            "share_first": [round(a.share_first, 6), round(b.share_first, 6)],
+            "difference": round(a.share_first - b.share_first, 6),
+            "letters": [a.letter, b.letter],
+            "letters_agree": a.letter == b.letter and a.letter not in ("?", "X"),
+        }
+    return {
+        "instruments": [first.items_source, second.items_source],
+        "types": [first.type, second.type],
+        "types_agree": first.type == second.type and "?" not in first.type,
+        "dimensions": per_dim,
+    }
+
+
 def work_units(bank: ItemBank, protocol: str, readout: str = "auto") -> int:
-    """How many progress ticks a run makes: sequences for logprob, items for sample."""
+    """How many progress ticks a run makes: scored sequences for logprob, items for sample."""
     if protocol != "logprob":
         return len(bank)
-    return (4 if readout == "auto" else 2) * len(bank)
+    n = len(bank)
+    main = 4 * n if readout == "auto" else 2 * n
+    if readout == "auto":  # prior, content-free questions, two personas per dimension
+        return main + 2 * n * len(PRIOR_QUESTIONS) + 4 * n * len(CONTENT_FREE_QUESTIONS) + 8 * n
+    if readout in CORRECTED_READOUTS:
+        return main + 2 * n * len(PRIOR_QUESTIONS)
+    return main

@@ -1,11 +1,20 @@
-"""The two deterministic readouts of the ``logprob`` protocol, per item.
+"""The deterministic readouts of the ``logprob`` protocol, per item.
 
 ``label``: next-token probabilities of "1"/"2" for the item shown in both orders. The first
 pole's log-odds are averaged over the two orders (not the probabilities), so a model that only
 prefers a position gets exactly 0 log-odds, i.e. 50%, and any content preference survives.
 
-``option``: position-free: the mean per-token log-likelihood of each option's text as the reply
-to the bare stem; the pole probability is the softmax over the two options.
+The option family is position-free: each option's text is scored as the reply to the bare stem.
+
+- ``option``: mean per-token log-likelihood (raw);
+- ``option_sum``: summed log-likelihood (raw);
+- ``pmi``: summed log-likelihood minus the option's content-free prior, the summed
+  log-likelihood of the same text as the reply to neutral questions (domain-conditional PMI);
+- ``pmi_mean``: the same difference per token.
+
+Raw readouts measure how likely an option's wording is on its own as much as the answer to the
+question; the corrected ones subtract exactly that. The pole probability is the softmax over
+the two options' scores. One pass over the options serves the whole family.
 """
 
 from __future__ import annotations
@@ -20,7 +29,24 @@ from traitlens.assess.scorer import Scorer
 from traitlens.assess.stats import sigmoid
 from traitlens.items import Item
 
-__all__ = ["LabelScore", "OptionScore", "label_readout", "option_readout"]
+__all__ = [
+    "LabelScore",
+    "OptionLoglik",
+    "OptionScore",
+    "ItemScores",
+    "OPTION_READOUTS",
+    "CORRECTED_READOUTS",
+    "SCORED_READOUTS",
+    "label_readout",
+    "option_logliks",
+    "option_prior",
+    "option_readout",
+    "score_items",
+]
+
+OPTION_READOUTS = ("option", "option_sum", "pmi", "pmi_mean")
+CORRECTED_READOUTS = ("pmi", "pmi_mean")
+SCORED_READOUTS = ("label", *OPTION_READOUTS)
 
 
 @dataclass(frozen=True)
@@ -38,13 +64,41 @@ class LabelScore:
 
 
 @dataclass(frozen=True)
+class OptionLoglik:
+    """Summed log-likelihood and token count of each pole's option: first pole, second pole."""
+
+    sums: tuple[float, float]
+    lengths: tuple[float, float]
+
+    def score(self, readout: str, prior: OptionLoglik | None = None) -> tuple[float, float]:
+        sums = np.asarray(self.sums, dtype=float)
+        if readout in CORRECTED_READOUTS:
+            if prior is None:
+                raise ValueError(f"readout '{readout}' needs the options' content-free prior")
+            sums = sums - np.asarray(prior.sums, dtype=float)
+        if readout in ("option", "pmi_mean"):
+            sums = sums / np.asarray(self.lengths, dtype=float)
+        return float(sums[0]), float(sums[1])
+
+    def p_first(self, readout: str, prior: OptionLoglik | None = None) -> float:
+        a, b = self.score(readout, prior)
+        return float(sigmoid(a - b))
+
+
+@dataclass(frozen=True)
 class OptionScore:
     p_first: float
     loglik: tuple[float, float]  # mean per-token log-likelihood: first pole, second pole
 
 
-def label_readout(scorer: Scorer, items: Sequence[Item]) -> dict[str, LabelScore]:
-    requests = label_requests(list(items))
+def _second_pole(item: Item) -> str:
+    return next(o.pole for o in item.options if o.pole != item.first_pole)
+
+
+def label_readout(
+    scorer: Scorer, items: Sequence[Item], system: str | None = None, question: str | None = None
+) -> dict[str, LabelScore]:
+    requests = label_requests(list(items), system, question)
     logprobs = np.asarray(scorer.label_logprobs(requests), dtype=float)
     by_item: dict[str, list] = {}
     for request, (lp1, lp2) in zip(requests, logprobs, strict=True):
@@ -62,15 +116,68 @@ def label_readout(scorer: Scorer, items: Sequence[Item]) -> dict[str, LabelScore
     return scores
 
 
-def option_readout(scorer: Scorer, items: Sequence[Item]) -> dict[str, OptionScore]:
-    requests = option_requests(list(items))
-    loglik = np.asarray(scorer.option_logprobs(requests), dtype=float)
-    per_item: dict[str, dict[str, float]] = {}
-    for request, value in zip(requests, loglik, strict=True):
-        per_item.setdefault(request.item.id, {})[request.option.pole] = float(value)
-    scores = {}
+def option_logliks(
+    scorer: Scorer, items: Sequence[Item], system: str | None = None, question: str | None = None
+) -> dict[str, OptionLoglik]:
+    """Each item's two options scored as replies (to the stem, or to ``question`` instead)."""
+    requests = option_requests(list(items), system, question)
+    rows = np.asarray(scorer.option_logprobs(requests), dtype=float).reshape(len(requests), 2)
+    per_item: dict[str, dict[str, tuple[float, float]]] = {}
+    for request, (total, length) in zip(requests, rows, strict=True):
+        per_item.setdefault(request.item.id, {})[request.option.pole] = (float(total), float(length))
+    out = {}
     for item in items:
-        first, second = item.first_pole, next(o.pole for o in item.options if o.pole != item.first_pole)
-        ll = (per_item[item.id][first], per_item[item.id][second])
-        scores[item.id] = OptionScore(p_first=float(sigmoid(ll[0] - ll[1])), loglik=ll)
-    return scores
+        first, second = per_item[item.id][item.first_pole], per_item[item.id][_second_pole(item)]
+        out[item.id] = OptionLoglik((first[0], second[0]), (first[1], second[1]))
+    return out
+
+
+def option_prior(scorer: Scorer, items: Sequence[Item], questions: Sequence[str]) -> dict[str, OptionLoglik]:
+    """The content-free prior of every option: its summed log-likelihood as the reply to each
+    neutral question (no system prompt), averaged over the questions."""
+    runs = [option_logliks(scorer, items, question=q) for q in questions]
+    return {
+        item.id: OptionLoglik(
+            tuple(float(np.mean([r[item.id].sums[k] for r in runs])) for k in (0, 1)),
+            runs[0][item.id].lengths,
+        )
+        for item in items
+    }
+
+
+def option_readout(scorer: Scorer, items: Sequence[Item]) -> dict[str, OptionScore]:
+    """The raw ``option`` readout with each option's mean per-token log-likelihood."""
+    logliks = option_logliks(scorer, items)
+    return {item_id: OptionScore(ll.p_first("option"), ll.score("option")) for item_id, ll in logliks.items()}
+
+
+@dataclass
+class ItemScores:
+    """Everything one condition (a system prompt, a question) gives for a set of items."""
+
+    labels: dict[str, LabelScore]
+    options: dict[str, OptionLoglik]
+    prior: dict[str, OptionLoglik] | None
+
+    def p_first(self, readout: str, item_id: str) -> float:
+        if readout == "label":
+            return self.labels[item_id].p_first
+        return self.options[item_id].p_first(readout, self.prior[item_id] if self.prior else None)
+
+    def share(self, readout: str, items: Sequence[Item]) -> float:
+        return float(np.mean([self.p_first(readout, i.id) for i in items]))
+
+
+def score_items(
+    scorer: Scorer,
+    items: Sequence[Item],
+    readouts: Sequence[str],
+    prior: dict[str, OptionLoglik] | None = None,
+    system: str | None = None,
+    question: str | None = None,
+) -> ItemScores:
+    """The passes ``readouts`` need, and nothing more."""
+    labels = label_readout(scorer, items, system, question) if "label" in readouts else {}
+    wants_options = any(r in OPTION_READOUTS for r in readouts)
+    options = option_logliks(scorer, items, system, question) if wants_options else {}
+    return ItemScores(labels, options, prior)

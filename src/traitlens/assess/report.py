@@ -105,6 +105,7 @@ def assessment_markdown(result: AssessmentResult, plot_name: str | None = None) 
             + " | ".join(f"{r.reliability.get(k, float('nan')):.3f}" for k in _reliability_keys(result))
             + " |"
         )
+    lines += _validity_markdown(result)
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in result.warnings] or ["- none: the instrument looks reliable for this model"]
     if plot_name:
@@ -117,3 +118,63 @@ def _reliability_keys(result: AssessmentResult) -> list[str]:
     for r in result.dimensions.values():
         keys += [k for k in r.reliability if k not in keys]
     return keys
+
+
+def _validity_markdown(result: AssessmentResult) -> list[str]:
+    """Which readouts measure the answer: content-free share (about 50% is valid) and persona
+    separation (how far each pole's persona prompt moves the share), per dimension."""
+    lines: list[str] = []
+    readouts = result.validity.get("readouts", {})
+    if readouts:
+        lines += [
+            "",
+            "## Readout validity",
+            "",
+            "Content-free share: the first pole's share when every question is replaced by a neutral one "
+            "(a readout that measures the answer gives about 50%). Persona separation: the first pole's share "
+            "under its persona prompt minus under the other pole's. Measured without steering or system prompt.",
+            "",
+            "| dimension | readout | content-free share | persona separation | used |",
+            "|---|---|---|---|---|",
+        ]
+        for dim, per in readouts.items():
+            used = result.dimensions[dim].readout if dim in result.dimensions else ""
+            for name, v in per.items():
+                if "excluded" in v:
+                    lines.append(f"| {dim} | {name} | excluded: {v['excluded']} | | |")
+                    continue
+                mark = "**yes**" if name == used else ""
+                lines.append(
+                    f"| {dim} | {name} | {v['content_free_share']:.1%} | {100 * v['persona_separation']:+.1f} pts | {mark} |"
+                )
+    balance = result.validity.get("length_balance", {})
+    if balance:
+        lines += [
+            "",
+            "## Option length balance",
+            "",
+            "| dimension | first pole longer | second pole longer | mean token difference | balanced |",
+            "|---|---|---|---|---|",
+        ]
+        for dim, b in balance.items():
+            lines.append(
+                f"| {dim} | {b['first_longer']} | {b['second_longer']} | {b['mean_token_diff']:+.2f} | {'yes' if b['balanced'] else 'no'} |"
+            )
+    agree = result.validity.get("agreement")
+    if agree:
+        lines += [
+            "",
+            "## Agreement with a second instrument",
+            "",
+            f"`{agree['instruments'][0]}` says **{agree['types'][0]}**, `{agree['instruments'][1]}` says "
+            f"**{agree['types'][1]}**: types {'agree' if agree['types_agree'] else 'differ'}.",
+            "",
+            "| dimension | first pole share (this) | (second) | difference | letters |",
+            "|---|---|---|---|---|",
+        ]
+        for dim, a in agree["dimensions"].items():
+            lines.append(
+                f"| {dim} | {a['share_first'][0]:.1%} | {a['share_first'][1]:.1%} | {100 * a['difference']:+.1f} pts | "
+                f"{' / '.join(a['letters'])} |"
+            )
+    return lines

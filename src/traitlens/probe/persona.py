@@ -9,20 +9,11 @@ from collections.abc import Callable
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.generation import generate
 from traitlens.items import ItemBank
+from traitlens.personas import PERSONAS
 from traitlens.probe.contrast import ContrastPair, ContrastSet, Side
 
 __all__ = ["PERSONAS", "persona_pairs"]
 
-PERSONAS = {
-    "E": "You are outgoing and talkative. Being with other people gives you energy, and you love meeting new people.",
-    "I": "You are quiet and reserved. You recharge by spending time alone and prefer a few close friends to crowds.",
-    "S": "You are practical and down to earth. You trust facts, details and experience over theories and hunches.",
-    "N": "You are imaginative and curious about ideas. You look for patterns, possibilities and the big picture.",
-    "T": "You decide with logic and objective analysis. You value fairness, honesty and getting things right.",
-    "F": "You decide with your heart. You care most about people's feelings, harmony and kindness.",
-    "J": "You are organised and like to plan. You make schedules, decide early and finish tasks well before deadlines.",
-    "P": "You are spontaneous and flexible. You keep your options open, improvise and go with the flow.",
-}
 _INSTRUCTION = " Answer every question in the first person, as yourself, in one or two sentences."
 
 

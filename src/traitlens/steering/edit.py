@@ -161,8 +161,12 @@ def edit(
     vector = vectors[chosen.layer]
     vector.recommended_alpha = chosen.alpha
     steering = Steering(vector, chosen.alpha)
-    steered = assess(model, bank, intervention=steering, progress=tick("steered assessment", 4 * len(bank)))
-    by_readout = {r: assess(model, bank, readout=r, intervention=steering) for r in ("label", "option")}
+    # Before and after are read the same way: the readouts calibration held fixed.
+    fixed = {d: r.readout for d, r in baseline.dimensions.items()}
+    steered = assess(
+        model, bank, readout=fixed, intervention=steering, progress=tick("steered assessment", 2 * len(bank))
+    )
+    by_readout = {r: assess(model, bank, readout=r, intervention=steering) for r in ("label", "option", "pmi")}
     bench = run_bench(model, steering) if run_bench else None
     return EditResult(
         trait, dimension, baseline, steered, by_readout, probe, calibration, vector, bench, time.perf_counter() - start

@@ -85,7 +85,7 @@ def edit_markdown(result: EditResult) -> str:
         "| readout | type | " + " | ".join(result.steered.dimensions) + " |",
         "|---|---|" + "---|" * len(result.steered.dimensions),
     ]
-    for name, res in {"auto": result.steered, **result.steered_by_readout}.items():
+    for name, res in {"as calibrated": result.steered, **result.steered_by_readout}.items():
         lines.append(
             f"| {name} | {res.type} | "
             + " | ".join(f"{d.poles[0]} {d.share_first:.1%}" for d in res.dimensions.values())

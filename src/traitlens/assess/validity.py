@@ -1,0 +1,159 @@
+"""Is a readout measuring the answer? Two checks per dimension and readout, and the ``auto`` choice.
+
+- Content-free share: the readout's answer when each item's question is replaced by a neutral
+  one that is not among the prior's questions ("Say something."). A readout that measures the
+  answer to the question has no reason to prefer a pole then, and gives about 50%.
+- Persona separation: the first pole's share under that pole's persona system prompt minus its
+  share under the other pole's persona. A readout that cannot see a model told to be E or I
+  cannot see a steering vector either.
+
+Both are measured on the model as given (the caller keeps interventions and personas off), so
+the choice of readout is a property of the model and the instrument, and a before/after
+comparison reads both sides the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from traitlens.assess.readouts import (
+    CORRECTED_READOUTS,
+    SCORED_READOUTS,
+    LabelScore,
+    OptionLoglik,
+    label_readout,
+    score_items,
+)
+from traitlens.assess.scorer import Scorer
+from traitlens.items import DIMENSIONS, Item
+from traitlens.personas import persona_prompt
+
+__all__ = [
+    "PRIOR_QUESTIONS",
+    "CONTENT_FREE_QUESTIONS",
+    "CONTENT_FREE_TOLERANCE",
+    "Validity",
+    "measure_validity",
+    "choose_readout",
+]
+
+# The content-free prior of an option: its summed likelihood as the reply to these questions,
+# averaged. Measured on SmolLM2-135M: single neutral questions disagree a lot (a generic request
+# such as "Please answer." and a self-description request such as "What are you like?" tilt the
+# summed scores in opposite directions), so each set mixes both kinds.
+PRIOR_QUESTIONS = (
+    "Answer the question.",
+    "Tell me about yourself.",
+    "Reply to me.",
+    "How would you describe yourself?",
+)
+# The validity check asks other neutral questions, so a corrected readout is not 50% by construction.
+CONTENT_FREE_QUESTIONS = (
+    "Say something.",
+    "What are you like?",
+    "Please answer.",
+    "Describe yourself in one sentence.",
+)
+CONTENT_FREE_TOLERANCE = 0.05
+
+
+@dataclass
+class Validity:
+    """Per dimension and readout: the content-free share of the first pole, and the first pole's
+    share under each pole's persona (first pole's persona, second pole's persona)."""
+
+    content_free: dict[str, dict[str, float]] = field(default_factory=dict)
+    persona: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    label_gate: dict[str, tuple[bool, str]] = field(default_factory=dict)  # may label be used at all?
+
+    def separation(self, dimension: str, readout: str) -> float:
+        under_first, under_second = self.persona[dimension][readout]
+        return under_first - under_second
+
+    def readouts(self, dimension: str) -> list[str]:
+        return list(self.content_free[dimension])
+
+    def to_dict(self) -> dict:
+        out = {}
+        for dim, shares in self.content_free.items():
+            first, second = DIMENSIONS[dim]
+            ok, why = self.label_gate.get(dim, (True, ""))
+            out[dim] = {"label": {"excluded": why}} if not ok else {}
+            out[dim] |= {
+                r: {
+                    "content_free_share": round(shares[r], 6),
+                    "persona_share": {
+                        first: round(self.persona[dim][r][0], 6),
+                        second: round(self.persona[dim][r][1], 6),
+                    },
+                    "persona_separation": round(self.separation(dim, r), 6),
+                }
+                for r in shares
+            }
+        return out
+
+
+def measure_validity(
+    scorer: Scorer,
+    items: Sequence[Item],
+    readouts: Sequence[str],
+    prior: dict[str, OptionLoglik] | None,
+    questions: Sequence[str] = CONTENT_FREE_QUESTIONS,
+    label_gate: Callable[[list[LabelScore]], tuple[bool, str]] | None = None,
+) -> Validity:
+    """Content-free shares and persona shares for every dimension of ``items`` and readout.
+    ``label_gate`` judges the label readout's own reliability first; where it fails for every
+    dimension, the label passes (the costliest) are not run at all."""
+    readouts = [r for r in readouts if r in SCORED_READOUTS]
+    dims = [d for d in DIMENSIONS if any(i.dimension == d for i in items)]
+    validity = Validity()
+    if "label" in readouts and label_gate is not None:
+        labels = label_readout(scorer, items)
+        for dim in dims:
+            validity.label_gate[dim] = label_gate([labels[i.id] for i in items if i.dimension == dim])
+        if not any(ok for ok, _ in validity.label_gate.values()):
+            readouts.remove("label")
+    free = [score_items(scorer, items, readouts, prior, question=q) for q in questions]
+    for dim in dims:
+        dim_items = [i for i in items if i.dimension == dim]
+        validity.content_free[dim] = {r: float(np.mean([s.share(r, dim_items) for s in free])) for r in readouts}
+        first, second = DIMENSIONS[dim]
+        under = [score_items(scorer, dim_items, readouts, prior, system=persona_prompt(p)) for p in (first, second)]
+        validity.persona[dim] = {r: (under[0].share(r, dim_items), under[1].share(r, dim_items)) for r in readouts}
+    return validity
+
+
+def choose_readout(dimension: str, validity: Validity) -> tuple[str, str, bool]:
+    """(readout, why, valid): among readouts whose content-free share is within 50% +/-
+    ``CONTENT_FREE_TOLERANCE`` and whose persona separation is positive, the one that separates
+    the personas most; the label readout must also pass its own gate. With no valid readout,
+    the best-separating one is returned with ``valid = False``."""
+    candidates = validity.readouts(dimension)
+    label_ok = validity.label_gate.get(dimension, (True, ""))
+    rejected, valid = [], []
+    if "label" not in candidates and not label_ok[0]:
+        rejected.append(f"label: {label_ok[1]}")
+    for r in candidates:
+        free, sep = validity.content_free[dimension][r], validity.separation(dimension, r)
+        if r == "label" and not label_ok[0]:
+            rejected.append(f"label: {label_ok[1]}")
+        elif abs(free - 0.5) > CONTENT_FREE_TOLERANCE:
+            rejected.append(f"{r}: content-free share {free:.1%}")
+        elif sep <= 0:
+            rejected.append(f"{r}: persona separation {100 * sep:+.1f} pts")
+        else:
+            valid.append(r)
+    if valid:
+        # Ties (within half a point) go to the corrected readouts, then to the order above.
+        order = {r: k for k, r in enumerate([*CORRECTED_READOUTS, *SCORED_READOUTS])}
+        best = max(valid, key=lambda r: (round(200 * validity.separation(dimension, r)), -order[r]))
+        why = (
+            f"content-free share {validity.content_free[dimension][best]:.1%}, persona separation "
+            f"{100 * validity.separation(dimension, best):+.1f} pts (largest of {len(valid)} valid)"
+        )
+        return best, why, True
+    best = max(candidates, key=lambda r: validity.separation(dimension, r))
+    return best, "no valid readout (" + "; ".join(rejected) + ")", False

@@ -1,0 +1,61 @@
+"""Length balance of paired texts: is one pole's wording systematically the longer one?
+
+A readout that scores an option's text (mean log-likelihood, say) can pick up length instead of
+content when one pole's option is usually the longer. Checked per dimension on token counts:
+each pole's text should be the longer about as often as the other's, and the mean token-length
+difference should stay under one token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = ["LengthBalance", "length_balance", "MAX_MEAN_DIFF", "MAX_LONGER_IMBALANCE"]
+
+MAX_MEAN_DIFF = 1.0  # tokens
+# |pairs where the first pole is longer - pairs where the second is| may be at most this share
+# of all pairs (and at least 2, so a handful of unequal pairs in a short instrument is no fault).
+MAX_LONGER_IMBALANCE = 0.2
+
+
+@dataclass(frozen=True)
+class LengthBalance:
+    dimension: str
+    n_pairs: int
+    first_longer: int
+    second_longer: int
+    mean_diff: float  # mean tokens(first pole) - tokens(second pole)
+
+    @property
+    def balanced(self) -> bool:
+        allowed = max(2.0, MAX_LONGER_IMBALANCE * self.n_pairs)
+        return abs(self.mean_diff) < MAX_MEAN_DIFF and abs(self.first_longer - self.second_longer) <= allowed
+
+    def describe(self) -> str:
+        return (
+            f"{self.dimension}: first pole's text longer in {self.first_longer} of "
+            f"{self.first_longer + self.second_longer} differing pairs, mean difference {self.mean_diff:+.2f} tokens"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "n_pairs": self.n_pairs,
+            "first_longer": self.first_longer,
+            "second_longer": self.second_longer,
+            "mean_token_diff": round(self.mean_diff, 4),
+            "balanced": self.balanced,
+        }
+
+
+def length_balance(
+    pairs: Iterable[tuple[str, str, str]], count_tokens: Callable[[str], int]
+) -> dict[str, LengthBalance]:
+    """``pairs``: (dimension, first pole's text, second pole's text); one entry per dimension."""
+    diffs: dict[str, list[int]] = {}
+    for dimension, first, second in pairs:
+        diffs.setdefault(dimension, []).append(count_tokens(first) - count_tokens(second))
+    return {
+        dim: LengthBalance(dim, len(d), sum(x > 0 for x in d), sum(x < 0 for x in d), sum(d) / len(d))
+        for dim, d in diffs.items()
+    }
