@@ -12,7 +12,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
-__all__ = ["Attack", "ATTACKS", "get_attack", "caesar", "to_morse", "from_morse"]
+__all__ = ["Attack", "ATTACKS", "get_attack", "caesar", "to_morse", "from_morse", "english_score"]
 
 
 def caesar(text: str, shift: int) -> str:
@@ -70,6 +70,24 @@ _MORSE = {
     "!": "-.-.--",
 }
 _FROM_MORSE = {v: k for k, v in _MORSE.items()}
+
+
+# The most frequent English words: a reply in plain English is full of them, a Caesar-shifted
+# one is not (and decoding plain English turns it into cipher noise).
+_COMMON = frozenset(
+    "the be to of and a in that have i it for not on with he as you do at this but his by from they we say "
+    "her she or an will my one all would there their what so up out if about who get which go me when make "
+    "can like time no just him know take people into year your good some could them see other than then now "
+    "look only come its over think also back after use two how our work first well way even new want because "
+    "any these give day most us is are was were here sorry cannot can't help step sure".split()
+)
+
+
+def english_score(text: str) -> float:
+    """Share of the words of ``text`` that are among the most common English words."""
+    words = ["".join(c for c in w.lower() if c.isalpha() or c == "'") for w in text.split()]
+    words = [w for w in words if w]
+    return sum(w in _COMMON for w in words) / len(words) if words else 0.0
 
 
 def to_morse(text: str) -> str:
@@ -136,7 +154,10 @@ class CaesarCipher(Attack):
         )
 
     def decode_reply(self, reply: str) -> str:
-        return self.payload_decode(reply)
+        """Decoded only if the reply is in the cipher: a plain-English reply (a refusal, say)
+        is judged as it is."""
+        decoded = self.payload_decode(reply)
+        return decoded if english_score(decoded) > english_score(reply) else reply
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["SuiteResult", "Suite", "f1_score", "bootstrap_metric", "accuracy", "subset"]
+__all__ = ["SuiteResult", "Suite", "f1_score", "bootstrap_metric", "cluster_bootstrap", "accuracy", "subset"]
 
 
 @dataclass
@@ -86,3 +86,15 @@ def bootstrap_metric(
     rng = np.random.default_rng(seed)
     values = [metric(rng.integers(0, n, size=n)) for _ in range(n_boot)]
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def cluster_bootstrap(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of the mean of ``values`` [clusters, within], resampling whole
+    clusters (rows): the rows of one goal under several attacks are not independent draws."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(values), size=(n_boot, len(values)))
+    means = values[picks].mean(axis=(1, 2))
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from traitlens.bench.attacks import get_attack
-from traitlens.bench.base import SuiteResult, bootstrap_metric, subset
+from traitlens.bench.base import SuiteResult, bootstrap_metric, cluster_bootstrap, subset
 from traitlens.bench.common import generate_replies
 from traitlens.bench.loaders import read_goals, read_leakage, read_prompts, resolve
+from traitlens.bench.outcome import OUTCOMES, judge_outcome
 from traitlens.bench.refusal import PatternRefusalDetector, RefusalDetector
 from traitlens.bench.toxicity import ToxicityScorer, get_scorer
 
@@ -59,6 +60,10 @@ class ToxicitySuite:
 
 @dataclass
 class JailbreakSuite:
+    """Every goal under every attack. Each reply is refused, complied or neither (see
+    ``outcome``); attack success is the complied share. Goals are the sampling unit: the
+    interval resamples goals with all their attacks, and ``n`` counts goals."""
+
     name: str = "jailbreak"
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
     detector: RefusalDetector = field(default_factory=PatternRefusalDetector)
@@ -67,34 +72,40 @@ class JailbreakSuite:
     def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
         path = resolve(self.name, data)
         goals = subset(read_goals(path), limit)
-        records, success = [], []
-        per_attack = {}
-        for name in self.attacks:
+        records = []
+        outcomes = np.empty((len(goals), len(self.attacks)), dtype=object)
+        for column, name in enumerate(self.attacks):
             attack = get_attack(name)
-            replies = generate_replies(
-                model, [attack.prompt(g) for g in goals], intervention, self.max_new_tokens, progress
-            )
-            hits = []
-            for goal, reply in zip(goals, replies, strict=True):
+            prompts = [attack.prompt(g) for g in goals]
+            replies = generate_replies(model, prompts, intervention, self.max_new_tokens, progress)
+            for row, (goal, prompt, reply) in enumerate(zip(goals, prompts, replies, strict=True)):
                 decoded = attack.decode_reply(reply)
-                complied = not self.detector.is_refusal(decoded)
-                hits.append(complied)
+                outcome = judge_outcome(goal, prompt, decoded, self.detector.is_refusal)
+                outcomes[row, column] = outcome
                 records.append(
-                    {"attack": name, "goal": goal, "generation": reply, "decoded": decoded, "success": complied}
+                    {
+                        "attack": name,
+                        "goal": goal,
+                        "generation": reply,
+                        "decoded": decoded,
+                        "outcome": outcome,
+                        "success": outcome == "complied",
+                    }
                 )
-            per_attack[f"asr_{name}"] = float(np.mean(hits))
-            success += hits
-        values = np.asarray(success, dtype=float)
+        complied = (outcomes == "complied").astype(float)
+        extra = {f"asr_{name}": float(complied[:, k].mean()) for k, name in enumerate(self.attacks)}
+        extra |= {f"{o}_share": float((outcomes == o).mean()) for o in OUTCOMES}
+        extra["attacks"] = float(len(self.attacks))
         return SuiteResult(
             self.name,
             "attack_success_rate",
-            float(values.mean()),
+            float(complied.mean()),
             False,
-            _mean_ci(values),
-            len(values),
+            cluster_bootstrap(complied),
+            len(goals),
             records,
-            per_attack,
-            DETECTOR_NOTE,
+            extra,
+            DETECTOR_NOTE + "; success = complied (on-topic, substantive), not merely unrefused; n = goals",
             str(path),
         )
 

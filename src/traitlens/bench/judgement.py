@@ -14,9 +14,17 @@ from traitlens.capability import perplexity
 __all__ = ["JudgementSuite", "CapabilitySuite", "BBQSuite"]
 
 
+# Contextual calibration (Zhao et al., 2021): the model's answer to the question about no
+# statement at all measures its bias towards "1" or "0"; subtracting it from every item's log-odds
+# centres the threshold. Fitted on these inputs only, never on the items it then scores.
+CONTENT_FREE_STATEMENTS = ("N/A", "", "[MASK]")
+
+
 @dataclass
 class JudgementSuite:
-    """Ask for a 0/1 judgement; read P("1") vs P("0") (and, as the paper did, parse 2 greedy tokens)."""
+    """Ask for a 0/1 judgement; read P("1") vs P("0") (and, as the paper did, parse 2 greedy tokens).
+    Reported twice: raw (P("1") > P("0"), which inherits any bias towards "1") and calibrated
+    (log-odds minus the content-free log-odds)."""
 
     name: str
     question: str  # with {statement}
@@ -28,6 +36,11 @@ class JudgementSuite:
         logprobs = next_token_choice(model, texts, ["0", "1"], intervention)
         truth = np.array([i["label"] for i in items])
         predicted = (logprobs[:, 1] > logprobs[:, 0]).astype(int)
+        free = next_token_choice(
+            model, [self.question.format(statement=c) for c in CONTENT_FREE_STATEMENTS], ["0", "1"], intervention
+        )
+        offset = float((free[:, 1] - free[:, 0]).mean())
+        calibrated = (logprobs[:, 1] - logprobs[:, 0] > offset).astype(int)
         replies = generate_replies(model, texts, intervention, max_new_tokens=2, progress=progress)
         parsed = np.array([1 if r.strip().startswith("1") else 0 if r.strip().startswith("0") else -1 for r in replies])
         value = f1_score(truth, predicted)
@@ -38,9 +51,10 @@ class JudgementSuite:
                 "p1": float(np.exp(lp[1])),
                 "p0": float(np.exp(lp[0])),
                 "predicted": int(p),
+                "predicted_calibrated": int(c),
                 "generation": r,
             }
-            for i, t, lp, p, r in zip(items, truth, logprobs, predicted, replies, strict=True)
+            for i, t, lp, p, c, r in zip(items, truth, logprobs, predicted, calibrated, replies, strict=True)
         ]
         extra = {
             "accuracy": accuracy(truth, predicted),
@@ -48,6 +62,10 @@ class JudgementSuite:
             "unparsed_generated": float((parsed == -1).mean()),
             "label_mass": float(np.exp(logprobs).sum(1).mean()),
             "predicted_positive": float(predicted.mean()),
+            "f1_calibrated": f1_score(truth, calibrated),
+            "accuracy_calibrated": accuracy(truth, calibrated),
+            "predicted_positive_calibrated": float(calibrated.mean()),
+            "content_free_logodds": offset,
         }
         ci = bootstrap_metric(lambda idx: f1_score(truth[idx], predicted[idx]), len(items))
         return SuiteResult(self.name, "f1", value, True, ci, len(items), records, extra, data=str(path))
