@@ -206,8 +206,10 @@ def test_judgement_suite_reports_a_calibrated_threshold(monkeypatch, tiny):
     monkeypatch.setattr(
         judgement,
         "read_statements",
-        lambda path, second_half=False: [{"text": f"they leak {k}", "label": 1} for k in range(5)]
-        + [{"text": f"they wave {k}", "label": 0} for k in range(5)],
+        lambda path, second_half=False: (
+            [{"text": f"they leak {k}", "label": 1} for k in range(5)]
+            + [{"text": f"they wave {k}", "label": 0} for k in range(5)]
+        ),
     )
     result = judgement.PRIVACY.run(tiny)
     assert result.extra["predicted_positive"] == 1.0  # raw: always "1"

@@ -46,9 +46,29 @@ def test_search_stops_when_the_guard_breaks():
     assert points[-1].alpha == 0.15 and not points[-1].guard_ok
 
 
+def test_search_looks_below_a_goal_point_that_breaks_the_guard():
+    """Defect 8: the first step past the goal also broke the guard, and the search gave up
+    although a strength between the last safe step and it does both (share 0.45 + alpha,
+    perplexity ratio 1 + 4 alpha: alpha in (0.05, 0.0625] passes)."""
+
+    class Linear(_FakeEvaluator):
+        def __call__(self, vector, alpha):
+            self.seen.append(alpha)
+            share, ratio = 0.45 + alpha, 1 + 4 * alpha
+            return CurvePoint(3, alpha, share, 10 * ratio, ratio, ratio <= 1.25, share > 0.5)
+
+    points = _search_layer(Linear(), _OneLayer(), (0.04, 0.08, 0.12))
+    passing = [p for p in points if p.goal_met and p.guard_ok]
+    assert passing and all(0.05 < p.alpha <= 0.0625 for p in passing)
+
+
 def test_edit_pipeline_on_tiny_exports_a_loadable_vector(tiny, tmp_path):
     result = edit(tiny, "PJ", layer=2, alpha=0.3, permutations=20)
     assert result.layer == 2 and result.alpha == 0.3
+    # Defect 9: before and after are read by the readouts calibration held fixed, not re-chosen.
+    for dim, before in result.baseline.dimensions.items():
+        after = result.steered.dimensions[dim]
+        assert after.readout == before.readout and after.readout_reason == "requested"
     assert result.steered.settings["intervention"]["layers"] == [2]
     write_edit_outputs(result, tmp_path / "run", tmp_path / "vec")
     assert {"report.md", "edit.json", "shares.png", "curve.png"} <= {p.name for p in (tmp_path / "run").iterdir()}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,8 +126,8 @@ def test_cache_returns_identical_tensors_and_follows_the_item_file(tiny, tmp_pat
     first = collect(tiny, contrast, layers=[0, 3])
     again = collect(tiny, contrast, layers=[0, 3])
     assert torch.equal(first.first, again.first) and torch.equal(first.second, again.second)
-    entries = list((tmp_path / "cache" / "activations").iterdir())
-    assert len(entries) == 1
+    chunks = list((tmp_path / "cache" / "activations").rglob("chunk_*.safetensors"))
+    assert len(chunks) == 2  # 16 items x 2 sides in batches of 16
     path = tmp_path / "items.jsonl"
     shipped = resources.files("traitlens.data") / "items.jsonl"
     rows = [json.loads(line) for line in shipped.read_text().splitlines()]
@@ -135,8 +136,10 @@ def test_cache_returns_identical_tensors_and_follows_the_item_file(tiny, tmp_pat
     path.write_text("\n".join(json.dumps(r) for r in rows))
     changed = item_pairs(load_items(path))
     assert changed.content_hash() != contrast.content_hash()
-    collect(tiny, changed, layers=[0, 3])
-    assert len(list((tmp_path / "cache" / "activations").iterdir())) == 2
+    redone = collect(tiny, changed, layers=[0, 3])
+    # Only the batch holding the changed item is new; its rows are the changed item's own.
+    assert len(list((tmp_path / "cache" / "activations").rglob("chunk_*.safetensors"))) == 3
+    assert not torch.equal(redone.first[0], first.first[0]) and torch.equal(redone.first[-1], first.first[-1])
 
 
 def test_probe_result_json_has_the_documented_shape(tiny, tmp_path):
@@ -201,3 +204,77 @@ def test_persona_pairs_differ_only_in_the_persona(tiny):
     assert pair.second.messages[0]["content"].startswith(PERSONAS["P"])
     assert pair.first.messages[1] == pair.second.messages[1]  # the same question
     assert pair.first.answer and pair.second.answer
+
+
+def test_files_without_a_split_are_split_by_group(tmp_path):
+    """Defect 5: without a split field, pairs were split by line number, so every statement's
+    four prompts straddled train and eval."""
+    rows = [
+        json.loads(line)
+        for line in (Path(__file__).parents[1] / "src/traitlens/data/statements.jsonl").read_text().splitlines()
+    ]
+    for row in rows:
+        row.pop("split")
+    path = tmp_path / "nosplit.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    pairs = load_pairs([path]).pairs
+    sides: dict[str, set[str]] = {}
+    for pair in pairs:
+        sides.setdefault(pair.group, set()).add(pair.split)
+    assert all(len(s) == 1 for s in sides.values())
+    eval_share = sum(s == {"eval"} for s in sides.values()) / len(sides)
+    assert 0.1 < eval_share < 0.4
+
+
+def test_best_layer_is_chosen_without_the_eval_split():
+    """Defect 6: the layer was chosen by its held-out separation, and that same figure was
+    reported as unbiased. The eval pairs must not influence the choice."""
+    from traitlens.probe.layers import LayerResult, choose_best_layer
+
+    def layer(k, cv, heldout):
+        return LayerResult(k, 0.9, 0.9, cv, 0.9, heldout, 0.5, 0.9, 0.01, 0.6, True)
+
+    results = [layer(0, cv=2.0, heldout=1.0), layer(1, cv=1.0, heldout=5.0)]
+    assert choose_best_layer(results).layer == 0
+
+
+def test_probe_choice_is_unchanged_when_only_eval_activations_change(tiny):
+    from traitlens.probe.api import probe_dimension
+    from traitlens.probe.collect import collect
+
+    contrast = item_pairs(default_items().select("all", "JP"))
+    acts = collect(tiny, contrast, use_cache=False)
+    first = probe_dimension(acts, "meandiff", 20, 0, with_probe=False)
+    shuffled = acts.first.clone()
+    eval_rows = [k for k, p in enumerate(contrast.pairs) if p.split == "eval"]
+    shuffled[eval_rows] = torch.randn_like(shuffled[eval_rows])
+    acts.first = shuffled
+    second = probe_dimension(acts, "meandiff", 20, 0, with_probe=False)
+    assert first.best_layer == second.best_layer
+
+
+def test_logistic_probe_inner_cv_keeps_groups_together():
+    """Defect 7: the probe's inner search for C ignored groups and split paired statements."""
+    from traitlens.probe.layers import probe_layer
+    from traitlens.probe.methods import LogisticProbe
+
+    rng = np.random.default_rng(0)
+    pos, neg = torch.tensor(rng.normal(size=(24, 8))), torch.tensor(rng.normal(size=(24, 8)))
+    groups = np.repeat(np.arange(8), 3)
+    _, direction = probe_layer(3, (pos, neg), (pos[:6], neg[:6]), groups, LogisticProbe(), (0.5, 0.5, 0.5))
+    assert direction.extra["inner_cv"] == "grouped"
+
+
+def test_cache_resumed_with_another_batch_size_keeps_rows_aligned(tiny, tmp_path, monkeypatch):
+    """Defect 10: chunks were numbered per batch and the key left out the batch size: 12 pairs
+    collected at 8 and resumed at 4 gave 14 rows."""
+    from traitlens.probe.collect import collect
+
+    monkeypatch.setenv("TRAITLENS_CACHE", str(tmp_path))
+    contrast = item_pairs(default_items().select("all", "EI"))
+    contrast = type(contrast)(contrast.pairs[:12], contrast.name)
+    at8 = collect(tiny, contrast, batch_size=8)
+    at4 = collect(tiny, contrast, batch_size=4)
+    fresh = collect(tiny, contrast, batch_size=4, use_cache=False)
+    assert at4.first.shape[0] == 12
+    assert torch.allclose(at4.first, fresh.first, atol=1e-5) and torch.allclose(at8.second, fresh.second, atol=1e-5)

@@ -111,16 +111,15 @@ def collect(
     if bad:
         raise TraitlensError(f"layer {bad[0]} out of range: {model.name} has layers 0..{model.n_layers - 1}")
     encoded = [encode_side(model.tokenizer, s) for p in contrast.pairs for s in (p.first, p.second)]
-    store = (
-        ActivationStore.for_run(model.fingerprint, contrast.content_hash(), hook, reduce, layers) if use_cache else None
-    )
+    store = ActivationStore.for_run(model.fingerprint, hook, reduce, layers) if use_cache else None
     chunks = []
-    for index, chunk in enumerate(batched(encoded, batch_size)):
-        cached = store.load_chunk(index) if store else None
+    for chunk in batched(encoded, batch_size):
+        key = ActivationStore.chunk_key([(e.ids, e.start, e.stop) for e in chunk])
+        cached = store.load_chunk(key, len(chunk)) if store else None
         if cached is None:
             cached = _run_batch(model, chunk, layers, hook, reduce)
             if store:
-                store.save_chunk(index, cached)
+                store.save_chunk(key, cached)
         chunks.append(cached)
         if progress is not None:
             progress(len(chunk))

@@ -23,7 +23,16 @@ from traitlens.chat import Message, chat_messages
 from traitlens.errors import TraitlensError
 from traitlens.items import DIMENSIONS, ItemBank
 
-__all__ = ["Side", "ContrastPair", "ContrastSet", "item_pairs", "statement_pairs", "load_pairs", "MIN_PAIRS"]
+__all__ = [
+    "Side",
+    "ContrastPair",
+    "ContrastSet",
+    "item_pairs",
+    "statement_pairs",
+    "load_pairs",
+    "MIN_PAIRS",
+    "split_for_group",
+]
 
 MIN_PAIRS = 6  # fewer per dimension cannot fit, cross-validate and test a direction
 _POLE_DIM = {p: d for d, poles in DIMENSIONS.items() for p in poles}
@@ -128,6 +137,14 @@ def _pair(where: str, pid: str, group: str, prompt: str, answers: dict[str, str]
     return ContrastPair(pid, group, dim, split, Side(msgs, answers[first]), Side(msgs, answers[second]))
 
 
+def split_for_group(group: str, eval_share: int = 4) -> str:
+    """A file without ``split`` fields is split by group, never by line: every pair of a group
+    (one statement under several prompts) lands on the same side. One group in ``eval_share``
+    goes to eval, chosen by a stable hash of its name."""
+    digest = int(hashlib.sha256(group.encode("utf-8")).hexdigest()[:8], 16)
+    return "eval" if digest % eval_share == 0 else "train"
+
+
 def _jsonl_pairs(path: Path) -> list[ContrastPair]:
     pairs = []
     for where, number, raw in read_jsonl(path):
@@ -145,8 +162,8 @@ def _jsonl_pairs(path: Path) -> list[ContrastPair]:
                 f"{where}: expected keys prompt/pole_a/answer_a/pole_b/answer_b or instruction/<poles>"
             )
         pid = str(raw.get("id", f"{path.stem}-{number}"))
-        split = raw.get("split") or ("eval" if number % 4 == 0 else "train")
-        pairs.append(_pair(where, pid, str(raw.get("group", pid)), prompt, answers, split))
+        group = str(raw.get("group", pid))
+        pairs.append(_pair(where, pid, group, prompt, answers, raw.get("split") or split_for_group(group)))
     return pairs
 
 

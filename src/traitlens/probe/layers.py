@@ -20,8 +20,9 @@ class LayerResult:
     layer: int
     cv_accuracy: float  # logistic probe, folds grouped by item
     auc: float  # of the probe's cross-validated decisions
+    cv_separation: float  # d' of out-of-fold mean-difference projections, train split: chooses the layer
     heldout_accuracy: float  # the method's direction on the eval split, midpoint threshold
-    heldout_separation: float  # d' of eval projections: mean gap / pooled std
+    heldout_separation: float  # d' of eval projections: mean gap / pooled std (never used to choose)
     cosine_probe_meandiff: float
     perm_statistic: float  # grouped-CV accuracy of the mean-difference classifier
     perm_p: float  # corrected for choosing among layers (max statistic over layers)
@@ -86,6 +87,21 @@ def permutation_test(
     return observed, p_values, float(np.percentile(null_max, 95))
 
 
+def cv_separation(pos: np.ndarray, neg: np.ndarray, folds) -> float:
+    """Grouped-CV d' on the training pairs: each fold's pairs projected on the mean difference
+    of the other folds, centred on their midpoint, pooled. Chooses layers without the eval split."""
+    scores_pos, scores_neg = [], []
+    for train, test in folds:
+        w = (pos[train] - neg[train]).mean(0)
+        w = w / max(float(np.linalg.norm(w)), 1e-12)
+        centre = ((pos[train] + neg[train]) / 2).mean(0)
+        scores_pos.append((pos[test] - centre) @ w)
+        scores_neg.append((neg[test] - centre) @ w)
+    p, n = np.concatenate(scores_pos), np.concatenate(scores_neg)
+    pooled = max(float(np.sqrt((p.var(ddof=1) + n.var(ddof=1)) / 2)), 1e-8)
+    return float((p.mean() - n.mean()) / pooled)
+
+
 def _heldout(direction: Direction, pos: torch.Tensor, neg: torch.Tensor) -> tuple[float, float]:
     mid = (direction.mean_pos + direction.mean_neg) / 2
     p, n = direction.project(pos), direction.project(neg)
@@ -107,8 +123,10 @@ def probe_layer(
     cosine are NaN): the fast path when only directions and held-out separation are needed."""
     pos, neg = train
     nan = float("nan")
-    cv_accuracy, auc = _probe_cv(pos, neg, groups, grouped_folds(groups)) if with_probe else (nan, nan)
-    direction = method.fit(pos, neg)
+    folds = grouped_folds(groups)
+    cv_accuracy, auc = _probe_cv(pos, neg, groups, folds) if with_probe else (nan, nan)
+    # The probe's inner search for C must keep a group's pairs together, like every other fold.
+    direction = method.fit(pos, neg, groups=groups) if isinstance(method, LogisticProbe) else method.fit(pos, neg)
     meandiff = direction if isinstance(method, MeanDifference) else MeanDifference().fit(pos, neg)
     if isinstance(method, LogisticProbe):
         probe_dir = direction
@@ -120,6 +138,7 @@ def probe_layer(
         layer,
         cv_accuracy,
         auc,
+        cv_separation(pos.double().numpy(), neg.double().numpy(), folds),
         heldout_accuracy,
         separation,
         float(probe_dir.vector @ meandiff.vector) if probe_dir is not None else nan,
@@ -132,6 +151,8 @@ def probe_layer(
 
 
 def choose_best_layer(results: list[LayerResult]) -> LayerResult:
-    """Best held-out separation among layers that beat chance (all layers if none does)."""
+    """Best cross-validated separation on the training split among layers that beat chance (all
+    layers if none does). The eval split plays no part, so the chosen layer's held-out figures
+    are unbiased estimates."""
     candidates = [r for r in results if r.informative] or results
-    return max(candidates, key=lambda r: (r.heldout_separation, r.heldout_accuracy))
+    return max(candidates, key=lambda r: (r.cv_separation, r.perm_statistic))

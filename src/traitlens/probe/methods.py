@@ -120,15 +120,17 @@ class LogisticProbe:
         folds = min(self.inner_folds, len(pos), len(neg))
         if groups is not None and len(set(groups)) >= folds:
             cv = list(GroupKFold(n_splits=folds).split(z, y, np.r_[groups, groups]))
+            inner = "grouped"
         else:
             cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
+            inner = "stratified"
         model = LogisticRegressionCV(Cs=list(self.Cs), cv=cv, max_iter=2000, scoring="neg_log_loss")
         with warnings.catch_warnings():  # sklearn 1.9 announces API changes we do not depend on
             warnings.simplefilter("ignore", FutureWarning)
             model.fit(z, y)
         weights = torch.from_numpy(model.coef_[0] / scale).float()
         c_value = float(np.ravel(model.C_)[0])
-        return _with_stats(weights, self.name, pos, neg, C=c_value)
+        return _with_stats(weights, self.name, pos, neg, C=c_value, inner_cv=inner)
 
 
 METHODS: dict[str, type] = {"probe": LogisticProbe, "meandiff": MeanDifference, "pca": PairedPCA}

@@ -21,6 +21,7 @@ def probe_tables(result: ProbeResult) -> list[Table]:
             "layer",
             "cv acc",
             "auc",
+            "cv d'",
             "held-out acc",
             "held-out d'",
             "cos(probe, meandiff)",
@@ -34,6 +35,7 @@ def probe_tables(result: ProbeResult) -> list[Table]:
                 f"{mark}{r.layer}",
                 f"{r.cv_accuracy:.2f}",
                 f"{r.auc:.2f}",
+                f"{r.cv_separation:.2f}",
                 f"{r.heldout_accuracy:.2f}",
                 f"{r.heldout_separation:.2f}",
                 f"{r.cosine_probe_meandiff:.2f}",
@@ -78,14 +80,17 @@ def probe_markdown(result: ProbeResult, plot_name: str = "probe.png") -> str:
         f"Hook `{result.hook}`, reduction `{result.reduce}`, method `{result.method}`, contrast "
         f"`{result.contrast}` ({result.contrast_hash}), {result.seconds:.0f} s.",
         "",
-        "| dimension | best layer | held-out acc | held-out d' | cv acc | AUC | informative layers |",
-        "|---|---|---|---|---|---|---|",
+        "The best layer is chosen by the cross-validated d' on the training pairs; the eval pairs never "
+        "take part in the choice, so the held-out figures below are unbiased for the chosen layer.",
+        "",
+        "| dimension | best layer | train cv d' | held-out acc | held-out d' | cv acc | AUC | informative layers |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for dim, p in result.dimensions.items():
         b = p.best
         informative = [r.layer for r in p.layers if r.informative]
         lines.append(
-            f"| {dim} | {p.best_layer} | {b.heldout_accuracy:.3f} | {b.heldout_separation:.2f} | "
+            f"| {dim} | {p.best_layer} | {b.cv_separation:.2f} | {b.heldout_accuracy:.3f} | {b.heldout_separation:.2f} | "
             f"{b.cv_accuracy:.3f} | {b.auc:.3f} | {len(informative)}/{len(p.layers)} |"
         )
     if result.cosine_matrix:

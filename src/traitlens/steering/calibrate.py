@@ -3,7 +3,8 @@
 For each candidate layer, alpha climbs a fine grid (in units of the layer's typical residual
 norm: the useful range on small models is ~0.05-0.3) until the target pole's share on the eval
 items passes ``goal`` or the perplexity guard breaks; the bracket around the first success is
-then bisected. Among layers that succeed, the one that moves the other dimensions least wins.
+then bisected (and when the first step past the goal also breaks the guard, the bracket below it
+is searched for a strength that does both). Among layers that succeed, the one that moves the other dimensions least wins.
 Every evaluated point is kept: the report shows the whole curve, not only the winner.
 """
 
@@ -24,6 +25,7 @@ __all__ = ["DEFAULT_ALPHAS", "CurvePoint", "Calibration", "vector_for", "calibra
 
 DEFAULT_ALPHAS = (0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15, 0.18, 0.22, 0.26, 0.30, 0.35, 0.40)
 BISECTION_STEPS = 2
+BRACKET_STEPS = 3  # halvings of a bracket whose upper end met the goal but broke the guard
 GOAL_MARGIN = 0.10  # when the baseline already passes the goal, require this much more
 
 
@@ -124,19 +126,34 @@ def _search_layer(evaluate: _Evaluator, vector: SteeringVector, alphas: Sequence
         points.append(point)
         if point.goal_met or not point.guard_ok:
             break
-    success = next((p for p in points if p.goal_met and p.guard_ok), None)
+    last = points[-1]
+    low, high = max((p.alpha for p in points if p.alpha < last.alpha), default=0.0), last.alpha
+    success = last if last.goal_met and last.guard_ok else None
+    if success is None and last.goal_met:
+        # The first step past the goal also broke the guard: a strength between the last safe
+        # step and this one may do both, so search that bracket before giving up.
+        for _ in range(BRACKET_STEPS):
+            mid = (low + high) / 2
+            point = evaluate(vector, mid)
+            points.append(point)
+            if point.goal_met and point.guard_ok:
+                success = point
+                break
+            if point.guard_ok:
+                low = mid
+            else:
+                high = mid
     if success is None:
-        return points
-    below = max((p.alpha for p in points if p.alpha < success.alpha), default=0.0)
+        return sorted(points, key=lambda p: p.alpha)
     high = success.alpha
-    for _ in range(BISECTION_STEPS):
-        mid = (below + high) / 2
+    for _ in range(BISECTION_STEPS):  # the smallest strength that still reaches the goal
+        mid = (low + high) / 2
         point = evaluate(vector, mid)
         points.append(point)
         if point.goal_met and point.guard_ok:
             high = mid
         else:
-            below = mid
+            low = mid
     return sorted(points, key=lambda p: p.alpha)
 
 

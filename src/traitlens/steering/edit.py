@@ -82,7 +82,8 @@ def _candidate_layers(probe: DimensionProbe, layer: int | None, n_layers: int) -
         if not 0 <= layer < n_layers:
             raise TraitlensError(f"layer {layer} out of range: the model has layers 0..{n_layers - 1}")
         return [layer]
-    ranked = sorted(probe.layers, key=lambda r: (r.informative, r.heldout_separation), reverse=True)
+    # Ranked on the training split's cross-validation: the eval items are what the edit is judged on.
+    ranked = sorted(probe.layers, key=lambda r: (r.informative, r.cv_separation), reverse=True)
     return sorted(r.layer for r in ranked[:CANDIDATE_LAYERS])
 
 
