@@ -68,6 +68,23 @@ def _nan(d):
     )
 
 
+def _unlisted_tensor(d):
+    tensors = {tensor_name(1): torch.zeros(64), tensor_name(2): torch.zeros(64), tensor_name(3): torch.ones(64)}
+    save_file(tensors, str(d / FILES["directions"]))
+
+
+def _n_layers_disagree(d):
+    meta = json.loads((d / FILES["meta"]).read_text())
+    meta["n_layers"] = meta["model"]["n_layers"] + 5
+    (d / FILES["meta"]).write_text(json.dumps(meta))
+
+
+def _layer_beyond_model(d):
+    meta = json.loads((d / FILES["meta"]).read_text())
+    meta["layers"] = [1, meta["model"]["n_layers"] + 2]
+    (d / FILES["meta"]).write_text(json.dumps(meta))
+
+
 def _wrong_version(d):
     meta = json.loads((d / FILES["meta"]).read_text())
     meta["format_version"] = 99
@@ -82,6 +99,9 @@ def _wrong_version(d):
         (_missing_tensor, "no tensor 'layer.2' for listed layer 2"),
         (_nan, "NaN or infinite"),
         (_wrong_version, "format version 99"),
+        (_unlisted_tensor, "holds tensor 'layer.3' that meta.json does not list"),  # defect 15
+        (_n_layers_disagree, "disagrees with the model fingerprint"),  # defect 15
+        (_layer_beyond_model, "outside the model's layers"),  # defect 15
     ],
 )
 def test_corrupted_artifacts_are_refused_clearly(tiny, tmp_path, damage, message):
@@ -137,3 +157,10 @@ def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
     assert "| not flipped | no (guard) |" in text.split("[E -> I]")[1].splitlines()[0]
     assert "| not flipped | no |" in text.split("[I -> E]")[1].splitlines()[0]
     assert text.endswith("Hand-written notes survive.\n")
+
+
+def test_artifact_docstring_states_the_llama_cpp_layer_convention_the_code_uses():
+    """Defect 18: the docstring said llama.cpp calls block L "layer L+1"; export writes direction.L."""
+    from traitlens.steering import artifact
+
+    assert "L+1" not in artifact.__doc__ and "direction.L" in artifact.__doc__

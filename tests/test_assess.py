@@ -191,7 +191,9 @@ def test_shared_prompt_scoring_equals_a_plain_forward(tiny, fold):
     # Repeated prompts share one cached pass; lengths differ so padding and 1-token answers are hit.
     prompts = [[5, 6, 7, 8], [9, 10], [5, 6, 7, 8], [11, 12, 13, 14, 15, 16], [9, 10], [17]]
     answers = [[20, 21, 22], [23], [24, 25], [26, 27, 28, 29], [30], [31, 32]]
-    vector = SteeringVector({1: 4 * torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(0))})
+    vector = SteeringVector(
+        {1: 4 * torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(0))}, model=tiny.fingerprint.to_dict()
+    )
     handle = apply_steering(tiny, vector, 1.0, fold=fold) if fold is not None else nullcontext()
     with handle:
         got = ModelScorer(tiny, batch_size=2).continuation_logprobs(prompts, answers)

@@ -69,6 +69,12 @@ def test_interop_refusals(tiny, tmp_path):
     export_safetensors(big, tmp_path / "big.safetensors")
     with pytest.raises(TraitlensError, match="d_model"):
         import_safetensors(tmp_path / "big.safetensors", tiny)
+    # Defect 15: a [2, d] tensor was flattened into a vector of twice the size.
+    from safetensors.torch import save_file
+
+    save_file({"1": torch.ones(2, tiny.d_model // 2)}, str(tmp_path / "matrix.safetensors"))
+    with pytest.raises(TraitlensError, match=r"shape \(2, 32\); expected one vector"):
+        import_safetensors(tmp_path / "matrix.safetensors", tiny)
     assert_clean_error(run_cli("export", str(tmp_path / "nothing"), "--out", str(tmp_path / "o.gguf")), "not found")
     (tmp_path / "w.txt").write_text("x")
     assert_clean_error(

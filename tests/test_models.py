@@ -145,3 +145,79 @@ def test_direct_gguf_loader_matches_transformers_loader(smollm):
         ours = smollm.fast_model(ids).logits
         theirs = reference(ids).logits
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def _write_llama_gguf(path: Path, *, head_dim: int = 16, extra: dict | None = None, rope_freqs=None, meta=None):
+    """A tiny random Llama as a GGUF file: d_model 64, 4 heads of ``head_dim``, 2 KV heads."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    d, heads, kv, ff, vocab = 64, 4, 2, 96, 300
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_context_length(128)
+    writer.add_embedding_length(d)
+    writer.add_feed_forward_length(ff)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_freq_base(10000.0)
+    for key, value in (meta or {}).items():
+        writer.add_string(key, value) if isinstance(value, str) else writer.add_float32(key, value)
+    tensors = {"token_embd.weight": w(vocab, d), "output_norm.weight": np.ones(d, np.float32)}
+    for b in range(2):
+        tensors |= {
+            f"blk.{b}.attn_norm.weight": np.ones(d, np.float32),
+            f"blk.{b}.attn_q.weight": w(heads * head_dim, d),
+            f"blk.{b}.attn_k.weight": w(kv * head_dim, d),
+            f"blk.{b}.attn_v.weight": w(kv * head_dim, d),
+            f"blk.{b}.attn_output.weight": w(d, heads * head_dim),
+            f"blk.{b}.ffn_norm.weight": np.ones(d, np.float32),
+            f"blk.{b}.ffn_gate.weight": w(ff, d),
+            f"blk.{b}.ffn_up.weight": w(ff, d),
+            f"blk.{b}.ffn_down.weight": w(d, ff),
+        }
+    if rope_freqs is not None:
+        tensors["rope_freqs.weight"] = np.asarray(rope_freqs, np.float32)
+    tensors |= extra or {}
+    for name, array in tensors.items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_gguf_loader_reads_head_size_rope_freqs_and_refuses_unknown_tensors(tmp_path: Path):
+    """Defect 16: head size came from d_model/n_heads, rope_freqs was dropped and unknown
+    tensors were loaded with strict=False (silently ignored)."""
+    import numpy as np
+
+    from traitlens.models.gguf_loader import llama_from_gguf, read_gguf
+
+    wide = llama_from_gguf(read_gguf(_write_llama_gguf(tmp_path / "wide.gguf", head_dim=32)))
+    assert wide.config.head_dim == 32 and wide.model.layers[0].self_attn.q_proj.weight.shape == (128, 64)
+    plain = llama_from_gguf(read_gguf(_write_llama_gguf(tmp_path / "plain.gguf")))
+    factors = np.linspace(1.0, 8.0, 8)
+    scaled = llama_from_gguf(read_gguf(_write_llama_gguf(tmp_path / "scaled.gguf", rope_freqs=factors)))
+    torch.testing.assert_close(
+        scaled.model.rotary_emb.inv_freq, plain.model.rotary_emb.inv_freq / torch.tensor(factors, dtype=torch.float32)
+    )
+    ids = torch.arange(40)[None]
+    with torch.inference_mode():  # the scaled rotation changes what the model computes
+        assert not torch.allclose(scaled(ids).logits, plain(ids).logits)
+    linear = _write_llama_gguf(
+        tmp_path / "linear.gguf", meta={"llama.rope.scaling.type": "linear", "llama.rope.scaling.factor": 4.0}
+    )
+    assert llama_from_gguf(read_gguf(linear)).config.rope_parameters["factor"] == 4.0
+    odd = _write_llama_gguf(tmp_path / "odd.gguf", extra={"blk.0.attn_sinks.weight": np.ones(4, np.float32)})
+    with pytest.raises(TraitlensError, match="unexpected tensor 'blk.0.attn_sinks.weight'"):
+        llama_from_gguf(read_gguf(odd))

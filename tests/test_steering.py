@@ -168,11 +168,88 @@ def test_bad_steering_input_is_refused(tiny):
     )
     with pytest.raises(TraitlensError, match="steering vector made for"):
         apply_steering(tiny, other, 1.0)
+    fingerprint = tiny.fingerprint.to_dict()
     with pytest.raises(TraitlensError, match="d_model 32"):
-        apply_steering(tiny, SteeringVector({1: torch.ones(32)}), 1.0)
+        apply_steering(tiny, SteeringVector({1: torch.ones(32)}, model=fingerprint), 1.0)
     with pytest.raises(TraitlensError, match="layer 9 out of range"):
-        apply_steering(tiny, SteeringVector({9: torch.ones(tiny.d_model)}), 1.0)
+        apply_steering(tiny, SteeringVector({9: torch.ones(tiny.d_model)}, model=fingerprint), 1.0)
     with pytest.raises(TraitlensError, match="non-finite"):
         SteeringVector({1: torch.full((tiny.d_model,), float("inf"))})
     with pytest.raises(TraitlensError, match="needs the prompt length"):
         apply_steering(tiny, vector, 1.0, positions="response")
+
+
+@pytest.mark.parametrize("order", ["lifo", "fifo"])
+def test_overlapping_folds_undo_in_any_order(tiny, order):
+    """Defect 13: two handles folded into one layer and removed out of order left the first
+    vector's bias on the model for good."""
+    ids = _ids(tiny, "hello there")[0]
+    plain = _logits(tiny, ids)
+    a, b = _vector(tiny, seed=1), _vector(tiny, seed=2)
+    expected = {}
+    for name, vector in {"both": compose([a, b]), "a": a, "b": b}.items():
+        with apply_steering(tiny, vector, 1.0, fold=False):
+            expected[name] = _logits(tiny, ids)
+    first = apply_steering(tiny, a, 1.0, fold=True)
+    second = apply_steering(tiny, b, 1.0, fold=True)
+    assert first.folded_layers == second.folded_layers == [1]
+    torch.testing.assert_close(_logits(tiny, ids), expected["both"], atol=1e-4, rtol=1e-4)
+    (first if order == "fifo" else second).remove()
+    torch.testing.assert_close(_logits(tiny, ids), expected["b" if order == "fifo" else "a"], atol=1e-4, rtol=1e-4)
+    (second if order == "fifo" else first).remove()
+    assert torch.equal(_logits(tiny, ids), plain)
+    assert tiny.fast_model.model.layers[1].mlp.down_proj.bias is None
+
+
+def test_a_failed_apply_leaves_nothing_registered(tiny):
+    """Defect 14: a failure after the column pre-hook was registered left it on the model."""
+    stack = tiny.fast_model.model
+    before = (len(stack._forward_pre_hooks), [len(layer._forward_hooks) for layer in stack.layers])
+    with pytest.raises(TraitlensError, match="cannot fold"):
+        apply_steering(tiny, _vector(tiny, layers=(1, 2)), 1.0, positions="prompt", prompt_length=3, fold=True)
+    after = (len(stack._forward_pre_hooks), [len(layer._forward_hooks) for layer in stack.layers])
+    assert after == before
+
+
+def test_vectors_must_say_which_model_they_are_for(tiny):
+    """Defect 15: a vector without a fingerprint steered any model with the same d_model, a
+    partial fingerprint raised KeyError, and compose kept the first part's empty fingerprint."""
+    bare = SteeringVector({1: torch.ones(tiny.d_model)})
+    with pytest.raises(TraitlensError, match="no model fingerprint"):
+        apply_steering(tiny, bare, 1.0)
+    partial = SteeringVector({1: torch.ones(tiny.d_model)}, model={"name": "tiny", "d_model": tiny.d_model})
+    with pytest.raises(TraitlensError, match="fingerprint is incomplete"):
+        apply_steering(tiny, partial, 1.0)
+    assert compose([bare, _vector(tiny)]).model == tiny.fingerprint.to_dict()
+    other = SteeringVector({1: torch.ones(tiny.d_model)}, model={**tiny.fingerprint.to_dict(), "weights_hash": "x"})
+    with pytest.raises(TraitlensError, match="different models"):
+        compose([bare, _vector(tiny), other])
+
+
+def test_gradients_flow_through_a_steered_layer_on_every_path(monkeypatch):
+    """Defect 17: the Triton kernel has no backward; where gradients are required the reference
+    op must run (the dispatch is checked here by pretending CUDA and Triton are present)."""
+    from traitlens.steering import kernels
+
+    monkeypatch.setattr(kernels, "triton_available", lambda: True)
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    called = []
+    monkeypatch.setattr(kernels, "_cuda_fused", lambda *a: called.append(a) or a[0])
+    h = torch.randn(2, 3, 8, requires_grad=True)
+    v = torch.randn(8)
+    out = kernels.fused_steer(h, v, torch.ones(2, 3), 0.5, "add_norm")
+    out.sum().backward()
+    assert not called and h.grad is not None and torch.isfinite(h.grad).all()
+    with torch.no_grad():
+        kernels.fused_steer(h, v, torch.ones(2, 3), 0.5, "add")
+    assert len(called) == 1  # inference still takes the kernel
+
+
+def test_triton_kernel_offsets_are_64_bit():
+    """Defect 17: ``row * d`` in 32 bits overflows past 2^31 elements."""
+    import inspect
+
+    from traitlens.steering import kernels
+
+    source = inspect.getsource(kernels._build_triton)
+    assert "program_id(0).to(tl.int64)" in source

@@ -113,6 +113,10 @@ def _llama_config(contents: GGUFContents):
     if vocab is None:
         embd = next(t for t in contents.reader.tensors if t.name == "token_embd.weight")
         vocab = int(embd.shape[-1])
+    head_dim = int(g(f"{arch}.attention.key_length", d_model // n_heads))
+    value_dim = int(g(f"{arch}.attention.value_length", head_dim))
+    if value_dim != head_dim:
+        raise TraitlensError(f"{contents.path}: key and value head sizes differ ({head_dim}, {value_dim}): unsupported")
     return LlamaConfig(
         vocab_size=int(vocab),
         hidden_size=d_model,
@@ -127,8 +131,23 @@ def _llama_config(contents: GGUFContents):
         eos_token_id=g("tokenizer.ggml.eos_token_id"),
         pad_token_id=g("tokenizer.ggml.padding_token_id"),
         tie_word_embeddings="output.weight" not in names,
-        head_dim=d_model // n_heads,
+        head_dim=head_dim,
+        attention_bias=any(n.endswith("attn_q.bias") for n in names),
+        rope_scaling=_rope_scaling(contents),
     )
+
+
+def _rope_scaling(contents: GGUFContents) -> dict | None:
+    """Linear or YaRN-free scaling named in the metadata. Llama-3.1/3.2 files carry theirs as
+    the ``rope_freqs`` tensor instead (applied in ``llama_from_gguf``)."""
+    arch = contents.architecture
+    kind = contents.get(f"{arch}.rope.scaling.type")
+    if kind in (None, "none"):
+        return None
+    factor = contents.get(f"{arch}.rope.scaling.factor")
+    if kind == "linear" and factor:
+        return {"rope_type": "linear", "factor": float(factor)}
+    raise TraitlensError(f"{contents.path}: rope scaling '{kind}' is not supported by the direct loader")
 
 
 def _hf_name(gguf_name: str) -> str | None:
@@ -146,10 +165,14 @@ def llama_from_gguf(contents: GGUFContents, dtype: torch.dtype = torch.float32):
 
     config = _llama_config(contents)
     state: dict[str, torch.Tensor] = {}
+    rope_freqs = None
     for tensor in contents.reader.tensors:
+        if tensor.name == "rope_freqs.weight":
+            rope_freqs = torch.from_numpy(_dequantise(tensor).reshape(-1).copy())
+            continue
         name = _hf_name(tensor.name)
         if name is None:
-            continue  # e.g. rope_freqs: recomputed by the model
+            raise TraitlensError(f"{contents.path}: unexpected tensor '{tensor.name}' (unsupported Llama variant)")
         array = _dequantise(tensor)
         if name.endswith("q_proj.weight"):
             array = _unpermute_rope(array, config.num_attention_heads)
@@ -160,14 +183,31 @@ def llama_from_gguf(contents: GGUFContents, dtype: torch.dtype = torch.float32):
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
-    missing = set(model.state_dict()) - set(state)
+    expected = {k for k in model.state_dict() if not (config.tie_word_embeddings and k == "lm_head.weight")}
+    missing, unexpected = expected - set(state), set(state) - set(model.state_dict())
     if missing:
         raise TraitlensError(
             f"{contents.path}: GGUF lacks tensors for {sorted(missing)[:3]} (corrupt or unsupported file)"
         )
-    model.load_state_dict(state, strict=False, assign=True)
+    if unexpected:
+        raise TraitlensError(f"{contents.path}: tensors {sorted(unexpected)[:3]} have no place in a Llama model")
+    model.load_state_dict(state, strict=True, assign=True)
     if config.tie_word_embeddings:
         model.tie_weights()
     # Buffers (rotary inv_freq) were created on meta: rebuild them on the CPU.
     model.model.rotary_emb = type(model.model.rotary_emb)(config=config)
+    if rope_freqs is not None:
+        _apply_rope_freqs(model.model.rotary_emb, rope_freqs, contents.path)
     return model.to(dtype).eval()
+
+
+def _apply_rope_freqs(rotary: torch.nn.Module, factors: torch.Tensor, path: Path) -> None:
+    """llama.cpp divides each rotary frequency by ``rope_freqs[i]`` (Llama-3.1 scaling)."""
+    if factors.shape != rotary.inv_freq.shape:
+        raise TraitlensError(
+            f"{path}: rope_freqs has {factors.numel()} factors, the model has {rotary.inv_freq.numel()} frequencies"
+        )
+    scaled = rotary.inv_freq / factors.to(rotary.inv_freq)
+    rotary.inv_freq = scaled
+    if hasattr(rotary, "original_inv_freq"):
+        rotary.original_inv_freq = scaled.clone()

@@ -6,7 +6,8 @@
     <dir>/report.md                (optional) the edit report that produced it
 
 Layer numbering: ``L`` is the TransformerLens block index (0-based); ``resid_post`` of block L
-is the output of decoder layer L, which llama.cpp calls layer L+1 (see ``interop``).
+is the output of decoder layer L, which llama.cpp also calls layer L (its ``direction.L``; see
+``interop``).
 No pickle anywhere: ``.pt``/``.pkl``/``.bin`` files are refused.
 """
 
@@ -105,6 +106,17 @@ def load_vector(directory: str | Path) -> SteeringVector:
         tensors = load_file(tensor_path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise TraitlensError(f"{tensor_path}: not a readable safetensors file ({exc})") from None
+    n_layers = meta.get("n_layers")
+    model_layers = meta["model"].get("n_layers") if isinstance(meta["model"], dict) else None
+    if n_layers is not None and model_layers is not None and n_layers != model_layers:
+        raise TraitlensError(f"{meta_path}: n_layers {n_layers} disagrees with the model fingerprint's {model_layers}")
+    bound = n_layers if n_layers is not None else model_layers
+    if bound is not None and any(not 0 <= int(layer) < bound for layer in meta["layers"]):
+        raise TraitlensError(f"{meta_path}: a listed layer is outside the model's layers 0..{bound - 1}")
+    listed = {tensor_name(int(layer)) for layer in meta["layers"]}
+    unlisted = sorted(set(tensors) - listed)
+    if unlisted:
+        raise TraitlensError(f"{tensor_path}: holds tensor '{unlisted[0]}' that meta.json does not list")
     offsets = {}
     for layer in meta["layers"]:
         name = tensor_name(int(layer))

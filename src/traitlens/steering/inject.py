@@ -10,6 +10,7 @@ the layer instead: no hook runs at all, so steered generation costs nothing extr
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -87,30 +88,67 @@ def _validate(model, vector: SteeringVector, alpha: float, positions: str, mode:
         raise TraitlensError(f"positions='{positions}' needs the prompt length")
     if vector.d_model != model.d_model:
         raise TraitlensError(f"vector has d_model {vector.d_model}, model {model.name} has {model.d_model}")
-    if vector.model.get("weights_hash"):
-        why = model.fingerprint.mismatch(ModelFingerprint.from_dict(vector.model))
-        if why:
-            raise TraitlensError(f"steering vector {why}")
     bad = [layer for layer in vector.layers if not 0 <= layer < model.n_layers]
     if bad:
         raise TraitlensError(f"vector layer {bad[0]} out of range: {model.name} has layers 0..{model.n_layers - 1}")
+    if not vector.model:
+        raise TraitlensError(
+            "steering vector has no model fingerprint, so nothing says it fits this model "
+            "(give it model=loaded.fingerprint.to_dict(), or import it with `traitlens import --model`)"
+        )
+    missing = [key for key in ModelFingerprint.__dataclass_fields__ if key not in vector.model]
+    if missing:
+        raise TraitlensError(f"steering vector's model fingerprint is incomplete (missing {', '.join(missing)})")
+    why = model.fingerprint.mismatch(ModelFingerprint.from_dict(vector.model))
+    if why:
+        raise TraitlensError(f"steering vector {why}")
+
+
+class _Folds:
+    """The folds living on one ``down_proj``: its own bias, kept aside, and each handle's
+    delta. The bias is always recomputed as original + live deltas, so handles can be removed
+    in any order and the last removal restores the original exactly."""
+
+    def __init__(self, original: nn.Parameter | None) -> None:
+        self.original = original
+        self.deltas: dict[int, torch.Tensor] = {}
+
+
+_FOLDS = "_traitlens_folds"
+_fold_ids = itertools.count()
+
+
+def _refold(linear: nn.Linear, folds: _Folds) -> None:
+    if not folds.deltas:
+        if folds.original is None:
+            linear.register_parameter("bias", None)
+        else:
+            linear.bias = folds.original
+        delattr(linear, _FOLDS)
+        return
+    base = (
+        folds.original.detach().clone()
+        if folds.original is not None
+        else torch.zeros(linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device)
+    )
+    for delta in folds.deltas.values():
+        base = base + delta.to(base)
+    linear.bias = nn.Parameter(base, requires_grad=False)
 
 
 def _fold(layers: nn.ModuleList, layer: int, delta: torch.Tensor, handle: SteeringHandle) -> None:
     linear = layers[layer].mlp.down_proj
-    original = linear.bias
-    base = (
-        original.detach().clone()
-        if original is not None
-        else torch.zeros(linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device)
-    )
-    linear.bias = nn.Parameter(base + delta.to(base), requires_grad=False)
+    folds = getattr(linear, _FOLDS, None)
+    if folds is None:
+        folds = _Folds(linear.bias)
+        setattr(linear, _FOLDS, folds)
+    key = next(_fold_ids)
+    folds.deltas[key] = delta.detach().clone()
+    _refold(linear, folds)
 
     def undo() -> None:
-        if original is None:
-            linear.register_parameter("bias", None)
-        else:
-            linear.bias = original
+        if folds.deltas.pop(key, None) is not None:
+            _refold(linear, folds)
 
     handle._undo.append(undo)
     handle.folded_layers.append(layer)
@@ -139,6 +177,15 @@ def apply_steering(
     steer = fused_steer if kernel == "fused" else reference_steer
     layers = decoder_layers(model.fast_model)
     handle = SteeringHandle()
+    try:
+        _install(model, layers, vector, alpha, positions, mode, prompt_length, fold, steer, handle)
+    except BaseException:
+        handle.remove()  # nothing of a failed call stays on the model
+        raise
+    return handle
+
+
+def _install(model, layers, vector, alpha, positions, mode, prompt_length, fold, steer, handle) -> None:
     columns = _Columns()
     if positions != "all":
         h = model.fast_model.model.register_forward_pre_hook(columns.pre_hook, with_kwargs=True)
@@ -164,7 +211,6 @@ def apply_steering(
             h = layers[layer].register_forward_pre_hook(_pre_hook(edit), with_kwargs=True)
         handle._undo.append(h.remove)
         handle.hooked_layers.append(layer)
-    return handle
 
 
 def _post_hook(edit):

@@ -96,10 +96,17 @@ def import_safetensors(path: str | Path, model=None) -> SteeringVector:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise TraitlensError(f"{path}: not a readable safetensors file ({exc})") from None
-    try:
-        offsets = {int(name): t.float().reshape(-1) for name, t in tensors.items()}
-    except ValueError:
-        raise TraitlensError(f"{path}: tensor names must be layer indices, got {sorted(tensors)[:3]}") from None
+    offsets = {}
+    for name, tensor in tensors.items():
+        try:
+            layer = int(name)
+        except ValueError:
+            raise TraitlensError(f"{path}: tensor names must be layer indices, got '{name}'") from None
+        if tensor.ndim != 1:
+            raise TraitlensError(
+                f"{path}: tensor '{name}' has shape {tuple(tensor.shape)}; expected one vector [d_model]"
+            )
+        offsets[layer] = tensor.float()
     return _imported(offsets, model, f"safetensors:{Path(path).name}")
 
 

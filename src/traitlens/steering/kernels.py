@@ -11,7 +11,8 @@ and a position mask [...]:
 ``reference_steer`` spells it out as a chain of small tensor ops; ``fused_steer`` is one pass:
 a Triton kernel on CUDA (one program per token row: load, reduce, write) and, on the CPU, a
 single ``addcmul`` for ``add`` or a minimal-pass formulation for the others. Tests hold the two
-equal on random inputs of many shapes in float32 and bfloat16.
+equal on random inputs of many shapes in float32 and bfloat16. Where gradients are required the
+reference ops run instead (the kernel has no backward), so gradients always flow.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _build_triton():
 
     @triton.jit
     def steer_kernel(h_ptr, v_ptr, m_ptr, out_ptr, d, alpha, v_norm, MODE: tl.constexpr, BLOCK: tl.constexpr):
-        row = tl.program_id(0)
+        row = tl.program_id(0).to(tl.int64)  # row * d overflows 32 bits past 2^31 elements
         cols = tl.arange(0, BLOCK)
         inside = cols < d
         h = tl.load(h_ptr + row * d + cols, mask=inside, other=0.0).to(tl.float32)
@@ -126,9 +127,21 @@ def _cuda_fused(h, v, mask, alpha, mode):
     return out.reshape(h.shape)
 
 
+def _needs_grad(h: torch.Tensor, v: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and (h.requires_grad or v.requires_grad)
+
+
+def _use_triton(h: torch.Tensor, v: torch.Tensor) -> bool:
+    """The Triton kernel has no backward: where gradients are wanted the reference ops run, so
+    they flow through a steered layer on CUDA exactly as on the CPU."""
+    return h.is_cuda and triton_available() and not _needs_grad(h, v)
+
+
 def fused_steer(h: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alpha: float, mode: str = "add") -> torch.Tensor:
     if mode not in MODES:
         raise ValueError(f"unknown steering mode {mode!r}")
-    if h.is_cuda and triton_available():
+    if _use_triton(h, v):
         return _cuda_fused(h, v, mask, alpha, mode)
+    if _needs_grad(h, v):
+        return reference_steer(h, v.to(h.device), mask, alpha, mode)
     return _cpu_fused(h, v.to(h.device), mask, alpha, mode)

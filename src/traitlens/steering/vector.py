@@ -95,10 +95,13 @@ def compose(vectors: list[SteeringVector]) -> SteeringVector:
     for v in vectors[1:]:
         if v.hook != first.hook:
             raise TraitlensError(f"cannot compose vectors at different hook points ({first.hook}, {v.hook})")
-        if v.d_model != first.d_model or (
-            v.model and first.model and v.model.get("weights_hash") != first.model.get("weights_hash")
-        ):
+        if v.d_model != first.d_model:
             raise TraitlensError("cannot compose vectors made for different models")
+    # The composite is for the model its parts name; parts that name none add nothing to it.
+    fingerprints = [v.model for v in vectors if v.model]
+    if len({fp.get("weights_hash") for fp in fingerprints}) > 1:
+        raise TraitlensError("cannot compose vectors made for different models")
+    model = fingerprints[0] if fingerprints else {}
     offsets: dict[int, torch.Tensor] = {}
     for v in vectors:
         for layer, offset in v.offsets.items():
@@ -107,7 +110,7 @@ def compose(vectors: list[SteeringVector]) -> SteeringVector:
     return SteeringVector(
         offsets,
         first.hook,
-        first.model,
+        model,
         "+".join(v.trait for v in vectors),
         "compose",
         "absolute",
