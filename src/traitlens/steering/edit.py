@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from traitlens.assess import AssessmentResult, assess
+from traitlens.assess import AssessmentResult, assess, work_units
 from traitlens.errors import TraitlensError
 from traitlens.items import ItemBank, default_items, parse_dimension
 from traitlens.probe.api import DimensionProbe, default_contrast, probe_dimension
@@ -26,14 +26,15 @@ CANDIDATE_LAYERS = 3  # best probe layers tried when --layer is not given
 class EditResult:
     trait: str
     dimension: str
-    baseline: AssessmentResult
-    steered: AssessmentResult
+    baseline: AssessmentResult  # eval items, the readouts chosen on train
+    steered: AssessmentResult  # eval items, same readouts
     steered_by_readout: dict[str, AssessmentResult]
     probe: DimensionProbe
     calibration: Calibration
     vector: SteeringVector  # at alpha = 1; apply at calibration.chosen.alpha
     bench: dict[str, Any] | None
     seconds: float
+    calibration_items: tuple = ()  # ids of the train items calibration saw
 
     @property
     def alpha(self) -> float:
@@ -67,6 +68,9 @@ class EditResult:
             "before_share": round(self.share(self.baseline), 4),
             "after_share": round(self.share(self.steered), 4),
             "target_pole": self.trait[1],
+            "split": "eval (alpha and readouts chosen on train)",
+            "train_before_share": round(self.calibration.baseline_share, 4),
+            "train_after_share": round(self.calibration.chosen.target_share, 4),
             "flipped": self.flipped,
             "already_target_before": self.already_target,
             "goal_met_in_calibration": self.calibration.goal_met,
@@ -132,9 +136,17 @@ def edit(
         raise TraitlensError(f"alpha must be a finite number, not {alpha}")
     if layer is not None and not 0 <= layer < model.n_layers:
         raise TraitlensError(f"layer {layer} out of range: {model.name} has layers 0..{model.n_layers - 1}")
-    bank = (items or default_items()).select("eval")
+    bank_all = items or default_items()
+    bank_all.select("train", dimension)  # calibration needs training items: say so before any model work
+    train, bank = bank_all.select("train"), bank_all.select("eval")
     tick = (lambda name, total: progress(name, total)) if progress else (lambda name, total: None)
-    baseline = assess(model, bank, progress=tick("baseline assessment", 4 * len(bank)))
+    # Honest splits: the readouts (by validity) and alpha are chosen on the train items; before
+    # and after are reported on the eval items, read the same way.
+    train_baseline = assess(model, train, split="all", progress=tick("baseline (train)", work_units(train, "logprob")))
+    fixed = {d: r.readout for d, r in train_baseline.dimensions.items()}
+    baseline = assess(
+        model, bank, readout=fixed, validity=True, progress=tick("baseline (eval)", work_units(bank, "logprob"))
+    )
     contrast = default_contrast().for_dimension(dimension)
     acts = collect(model, contrast, progress=tick(f"collect {dimension}", 2 * len(contrast)))
     # Only directions and held-out separation drive the edit: skip the logistic probe's CV.
@@ -142,7 +154,7 @@ def edit(
     layers = _candidate_layers(probe, layer, model.n_layers)
     if alpha is not None:
         calibration, vectors = _single_point(
-            model, trait, probe, layers[0], alpha, bank, baseline, scale_mode, goal, guard
+            model, trait, probe, layers[0], alpha, train, train_baseline, scale_mode, goal, guard
         )
     else:
         calibration, vectors = calibrate(
@@ -150,13 +162,13 @@ def edit(
             trait,
             probe.directions,
             layers,
-            bank,
-            baseline,
+            train,
+            train_baseline,
             goal=goal,
             guard=guard,
             alphas=alphas,
             scale_mode=scale_mode,
-            progress=tick("calibrate", len(layers) * (len(alphas) + 3)),
+            progress=tick("calibrate (train)", len(layers) * (len(alphas) + 3)),
         )
     chosen: CurvePoint = calibration.chosen
     vector = vectors[chosen.layer]
@@ -170,5 +182,15 @@ def edit(
     by_readout = {r: assess(model, bank, readout=r, intervention=steering) for r in ("label", "option", "pmi")}
     bench = run_bench(model, steering) if run_bench else None
     return EditResult(
-        trait, dimension, baseline, steered, by_readout, probe, calibration, vector, bench, time.perf_counter() - start
+        trait,
+        dimension,
+        baseline,
+        steered,
+        by_readout,
+        probe,
+        calibration,
+        vector,
+        bench,
+        time.perf_counter() - start,
+        tuple(i.id for i in train if i.dimension == dimension),
     )

@@ -55,11 +55,12 @@ scales, probe accuracy, the alpha curve and `recommended_alpha`), the edit's `re
 Use one: `traitlens assess --vector vectors/{root.name}/JP` (applies its recommended alpha), or
 in Python `traitlens.steering.artifact.load_vector(path)`.
 
-Target share is measured on the 64 held-out (eval) questionnaire items with the readout the
-instrument chose for this model; perplexity is on the shipped neutral reference text. The goal is
-a flip past 50%, or baseline + 10 points when the model already has the target letter; "no
-(guard)" means the +25% perplexity guard stopped the calibration first and the furthest safe
-move is shipped.
+Target share is measured on the eval questionnaire items (16 per dimension), which played no
+part in the edit: the layer, alpha and each dimension's readout (chosen by validity: content-free
+share near 50% and the largest persona separation) were chosen on the train items. Perplexity is
+on the shipped neutral reference text. The goal is a flip past 50%, or baseline + 10 points when
+the model already has the target letter, on the train items; "no (guard)" means the +25%
+perplexity guard stopped the calibration first and the furthest safe move is shipped.
 
 {library_table(root)}
 """

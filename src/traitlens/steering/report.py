@@ -74,6 +74,11 @@ def edit_markdown(result: EditResult) -> str:
         f"perplexity {s['perplexity_before']:.2f} -> {s['perplexity_after']:.2f} ({100 * s['perplexity_change']:+.1f}%). "
         f"Run time {s['seconds']:.0f} s.",
         "",
+        f"Alpha, layer and the readout per dimension were chosen on the {len(result.calibration_items)} train items "
+        f"({result.trait[1]} {s['train_before_share']:.1%} -> {s['train_after_share']:.1%} there); every share below "
+        f"is on the {result.baseline.dimensions[result.dimension].n_items} eval items of the target dimension and the "
+        "eval items of the others, which the choice never saw.",
+        "",
         "## Dimensions before and after (eval items)",
         "",
         "| dimension | before (95% CI) | after (95% CI) | change | letter | readout |",
