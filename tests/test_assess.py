@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -301,6 +302,20 @@ def test_cli_assess_writes_json_png_and_report(tmp_path):
     assert result.returncode == 0, result.stderr
     assert {p.name for p in out.iterdir()} == {"assessment.json", "assessment.png", "assessment.md"}
     assert "type" in result.stdout
+
+
+def test_cli_assess_with_a_persona_and_a_second_instrument(tmp_path):
+    words = Path(__file__).parents[1] / "instruments" / "words32.jsonl"
+    out = tmp_path / "run"
+    result = run_cli(
+        "assess", "--model", "tiny", "--system", "You are organised.", "--second-items", str(words), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "assessment.json").read_text())
+    assert data["settings"]["system"] == "You are organised."
+    assert data["validity"]["agreement"]["instruments"] == ["items.jsonl", "words32.jsonl"]
+    assert set(data["validity"]["agreement"]["dimensions"]) == set(DIMENSIONS)
+    assert "Agreement with a second instrument" in (out / "assessment.md").read_text()
 
 
 def test_cli_assess_bad_input(tmp_path):

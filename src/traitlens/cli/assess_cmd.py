@@ -51,35 +51,15 @@ def assess_command(
     second = load_items(second_items) if second_items else None
     loaded = load_with_status(model)
     intervention = _intervention(vector, alpha, loaded)
+    options = dict(
+        protocol=protocol, readout=readout, runs=runs, temperature=temperature, seed=seed,
+        intervention=intervention, system=system,
+    )  # fmt: skip
     with progress_bar(f"assess ({protocol})", work_units(bank.select(split), protocol, readout)) as advance:
-        result = assess(
-            loaded,
-            bank,
-            split=split,
-            protocol=protocol,
-            readout=readout,
-            runs=runs,
-            temperature=temperature,
-            seed=seed,
-            intervention=intervention,
-            system=system,
-            progress=advance,
-        )
-    if second is not None:
+        result = assess(loaded, bank, split=split, progress=advance, **options)
+    if second is not None:  # a second instrument, administered whole and the same way
         with progress_bar(f"assess {second.source}", work_units(second, protocol, readout)) as advance:
-            other = assess(
-                loaded,
-                second,
-                split="all",
-                protocol=protocol,
-                readout=readout,
-                runs=runs,
-                temperature=temperature,
-                seed=seed,
-                intervention=intervention,
-                system=system,
-                progress=advance,
-            )
+            other = assess(loaded, second, split="all", progress=advance, **options)
         result.validity["agreement"] = agreement(result, other)
         result.validity["second_instrument"] = {
             "source": other.items_source,
