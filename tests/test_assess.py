@@ -361,3 +361,15 @@ def test_position_only_sampler_lands_at_exactly_half_whatever_the_seed(runs, see
     dims, _, _ = run_sample(always_one, items, ["JP"], runs=runs, seed=seed)
     assert dims["JP"].share_first == pytest.approx(0.5)
     assert dims["JP"].letter == "X"
+
+
+def test_a_length_unbalanced_instrument_is_assessed_with_a_warning(tiny):
+    lopsided = [
+        Item(f"JP-{k}", "JP", "Plans?", (Option("I plan.", "J"), Option("I go with the flow and see where it ends.", "P")))
+        for k in range(4)
+    ]
+    from traitlens.items import ItemBank
+
+    result = assess(tiny, ItemBank(tuple(lopsided), "lopsided"), readout="pmi")
+    assert any("length-unbalanced" in w and w.startswith("options") for w in result.warnings)
+    assert result.validity["length_balance"]["JP"]["balanced"] is False
