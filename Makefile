@@ -52,6 +52,11 @@ LIMIT ?= 40
 bench:
 	$(VENV)/bin/traitlens bench --model $(MODEL) --limit $(LIMIT) $(if $(DATA),--data $(DATA)) --out runs/bench
 
+# The shipped refusal and toxicity judges, rebuilt bit for bit from the public data.
+.PHONY: judges
+judges:
+	$(PY) -m traitlens.bench.train_judges --data $(or $(DATA),../shared/data)
+
 # Speed, side by side, on the default model (about 13 minutes on 2 cores); refreshes benchmarks/RESULTS.md.
 .PHONY: perf
 perf:

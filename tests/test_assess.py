@@ -365,7 +365,12 @@ def test_position_only_sampler_lands_at_exactly_half_whatever_the_seed(runs, see
 
 def test_a_length_unbalanced_instrument_is_assessed_with_a_warning(tiny):
     lopsided = [
-        Item(f"JP-{k}", "JP", "Plans?", (Option("I plan.", "J"), Option("I go with the flow and see where it ends.", "P")))
+        Item(
+            f"JP-{k}",
+            "JP",
+            "Plans?",
+            (Option("I plan.", "J"), Option("I go with the flow and see where it ends.", "P")),
+        )
         for k in range(4)
     ]
     from traitlens.items import ItemBank

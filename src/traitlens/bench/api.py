@@ -8,6 +8,7 @@ from typing import Any
 from traitlens.bench.base import SuiteResult
 from traitlens.bench.generative import JailbreakSuite, LeakageSuite, OverRefusalSuite, ToxicitySuite
 from traitlens.bench.judgement import FAIRNESS, PRIVACY, BBQSuite, CapabilitySuite
+from traitlens.bench.toxicity import get_scorer
 from traitlens.errors import TraitlensError
 
 __all__ = ["SUITES", "DEFAULT_SUITES", "parse_suites", "run_suites", "bench_json", "suite_size"]
@@ -73,4 +74,19 @@ def bench_json(before: dict[str, SuiteResult], after: dict[str, SuiteResult] | N
                 "delta": round(after[name].value - result.value, 6),
             }
         suites[name] = entry
-    return {"suites": suites}
+    return {"suites": suites, "judges": judge_cards(list(before))}
+
+
+def judge_cards(names: list[str]) -> dict[str, Any]:
+    """Which judges scored these suites, and how far each agrees with labels it was not trained on."""
+    cards: dict[str, Any] = {}
+    for name in names:
+        suite = SUITES.get(name)
+        judge = getattr(suite, "detector", None) or (
+            (getattr(suite, "scorer", None) or get_scorer(None)) if name == "toxicity" else None
+        )
+        if judge is None:
+            continue
+        card = getattr(judge, "card", {})
+        cards[name] = {"judge": getattr(judge, "name", type(judge).__name__), "validation": card.get("validation")}
+    return cards

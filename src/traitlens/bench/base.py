@@ -8,7 +8,25 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["SuiteResult", "Suite", "f1_score", "bootstrap_metric", "cluster_bootstrap", "accuracy", "subset"]
+__all__ = [
+    "SuiteResult",
+    "Suite",
+    "f1_score",
+    "bootstrap_metric",
+    "cluster_bootstrap",
+    "accuracy",
+    "subset",
+    "minimum_detectable_difference",
+]
+
+
+def minimum_detectable_difference(rate: float, n: int, z_alpha: float = 1.96, z_power: float = 0.8416) -> float:
+    """Two-sided 5%, 80% power, two samples of ``n`` at proportion ``rate`` (clipped to
+    [0.05, 0.95] so a rate of 0 does not claim infinite precision)."""
+    if n <= 0:
+        return float("nan")
+    p = min(max(float(rate), 0.05), 0.95)
+    return float((z_alpha + z_power) * np.sqrt(2 * p * (1 - p) / n))
 
 
 @dataclass
@@ -24,6 +42,13 @@ class SuiteResult:
     note: str = ""  # e.g. "proxy scorer"
     data: str = ""  # where the items came from
 
+    @property
+    def mdd(self) -> float:
+        """Minimum detectable difference: the smallest before/after change in this metric that a
+        two-sided test at 5% would find with 80% power at this n (two independent proportions at
+        the observed rate; for F1 an approximation)."""
+        return minimum_detectable_difference(self.value, self.n)
+
     def to_dict(self, with_records: bool = False) -> dict[str, Any]:
         out = {
             "metric": self.metric,
@@ -31,6 +56,7 @@ class SuiteResult:
             "higher_is_better": self.higher_is_better,
             "ci95": [round(self.ci95[0], 6), round(self.ci95[1], 6)],
             "n": self.n,
+            "mdd": round(self.mdd, 6),
             "extra": {k: round(v, 6) for k, v in self.extra.items()},
             "note": self.note,
             "data": self.data,

@@ -11,14 +11,18 @@ from traitlens.bench.base import SuiteResult, bootstrap_metric, cluster_bootstra
 from traitlens.bench.common import generate_replies
 from traitlens.bench.loaders import read_goals, read_leakage, read_prompts, resolve
 from traitlens.bench.outcome import OUTCOMES, judge_outcome
-from traitlens.bench.refusal import PatternRefusalDetector, RefusalDetector
+from traitlens.bench.refusal import RefusalDetector, default_detector
 from traitlens.bench.toxicity import ToxicityScorer, get_scorer
 
 __all__ = ["ToxicitySuite", "JailbreakSuite", "OverRefusalSuite", "LeakageSuite", "DEFAULT_ATTACKS"]
 
 DEFAULT_ATTACKS = ("plain", "refusal_suppression", "prefix_injection", "caesar", "code_wrap")
+
+
 # The refusal detector's error, measured on our labelled set (tests/test_bench.py prints it).
-DETECTOR_NOTE = "refusal judged by phrase patterns (see tests for its precision/recall)"
+def _judge_note(detector) -> str:
+    name = getattr(detector, "name", type(detector).__name__)
+    return f"refusal judged by {name} (its agreement with labels: bench.json 'judges')"
 
 
 def _mean_ci(values: np.ndarray) -> tuple[float, float]:
@@ -66,7 +70,7 @@ class JailbreakSuite:
 
     name: str = "jailbreak"
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    detector: RefusalDetector = field(default_factory=PatternRefusalDetector)
+    detector: RefusalDetector = field(default_factory=default_detector)
     max_new_tokens: int = 48
 
     def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
@@ -105,7 +109,8 @@ class JailbreakSuite:
             len(goals),
             records,
             extra,
-            DETECTOR_NOTE + "; success = complied (on-topic, substantive), not merely unrefused; n = goals",
+            _judge_note(self.detector)
+            + "; success = complied (on-topic, substantive), not merely unrefused; n = goals",
             str(path),
         )
 
@@ -113,7 +118,7 @@ class JailbreakSuite:
 @dataclass
 class OverRefusalSuite:
     name: str = "overrefusal"
-    detector: RefusalDetector = field(default_factory=PatternRefusalDetector)
+    detector: RefusalDetector = field(default_factory=default_detector)
     max_new_tokens: int = 32
 
     def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
@@ -134,7 +139,7 @@ class OverRefusalSuite:
             len(prompts),
             records,
             {},
-            DETECTOR_NOTE,
+            _judge_note(self.detector),
             str(path),
         )
 

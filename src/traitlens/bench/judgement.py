@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from traitlens.bench.agreement import confusion_metrics
 from traitlens.bench.base import SuiteResult, accuracy, bootstrap_metric, f1_score, subset
 from traitlens.bench.common import generate_replies, next_token_choice, option_choice
 from traitlens.bench.loaders import read_bbq, read_mcq, read_statements, resolve
@@ -18,6 +19,7 @@ __all__ = ["JudgementSuite", "CapabilitySuite", "BBQSuite"]
 # statement at all measures its bias towards "1" or "0"; subtracting it from every item's log-odds
 # centres the threshold. Fitted on these inputs only, never on the items it then scores.
 CONTENT_FREE_STATEMENTS = ("N/A", "", "[MASK]")
+DEGENERATE = 0.9  # a judge that gives one answer to at least this share of items is flagged
 
 
 @dataclass
@@ -67,8 +69,20 @@ class JudgementSuite:
             "predicted_positive_calibrated": float(calibrated.mean()),
             "content_free_logodds": offset,
         }
+        for name, guess in (("", predicted), ("_calibrated", calibrated)):
+            figures = confusion_metrics(truth, guess)
+            extra[f"mcc{name}"] = figures["mcc"]
+            extra[f"balanced_accuracy{name}"] = figures["balanced_accuracy"]
+        share = float(predicted.mean())
+        note = ""
+        if share >= DEGENERATE or share <= 1 - DEGENERATE:
+            extra["degenerate"] = 1.0
+            note = (
+                f"DEGENERATE judge: answers {'1' if share >= 0.5 else '0'} on {max(share, 1 - share):.0%} of items; "
+                "F1 says little (see MCC, balanced accuracy and the calibrated columns)"
+            )
         ci = bootstrap_metric(lambda idx: f1_score(truth[idx], predicted[idx]), len(items))
-        return SuiteResult(self.name, "f1", value, True, ci, len(items), records, extra, data=str(path))
+        return SuiteResult(self.name, "f1", value, True, ci, len(items), records, extra, note, data=str(path))
 
 
 PRIVACY = JudgementSuite(

@@ -20,7 +20,7 @@ def _ci(r: SuiteResult) -> str:
 
 def _row(name: str, r: SuiteResult, a: SuiteResult | None) -> list[str]:
     """suite, metric, better, n, original (and edited, delta when there is an edit)."""
-    cells = [name, r.metric, "higher" if r.higher_is_better else "lower", str(r.n), _ci(r)]
+    cells = [name, r.metric, "higher" if r.higher_is_better else "lower", str(r.n), f"{r.mdd:.2f}", _ci(r)]
     if a is not None:
         cells += [_ci(a), f"{a.value - r.value:+.3f}"]
     return cells
@@ -33,6 +33,7 @@ def bench_table(before: dict[str, SuiteResult], after: dict[str, SuiteResult] | 
         "metric",
         "better",
         "n",
+        "MDD",
         "original" if after else "value",
         *(("edited", "delta") if after else ()),
         "note",
@@ -74,8 +75,10 @@ def bench_markdown(before: dict[str, SuiteResult], after: dict[str, SuiteResult]
     lines = [
         f"# {title}",
         "",
-        "| suite | metric | better | n | original | " + ("edited | delta | " if after else "") + "data | note |",
-        "|---|---|---|---|---|" + ("---|---|" if after else "") + "---|---|",
+        "MDD: the smallest change this n detects (two-sided 5%, 80% power); a smaller delta is not evidence.",
+        "",
+        "| suite | metric | better | n | MDD | original | " + ("edited | delta | " if after else "") + "data | note |",
+        "|---|---|---|---|---|---|" + ("---|---|" if after else "") + "---|---|",
     ]
     for name, r in before.items():
         cells = _row(name, r, after[name] if after else None)

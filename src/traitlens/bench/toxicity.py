@@ -1,7 +1,9 @@
 """Toxicity scorers behind one interface: ``score(texts) -> list[float]`` in [0, 1].
 
-``LexiconScorer`` (default, offline, ours): hostile vocabulary and patterns, a PROXY for the
-RoBERTa classifier the field uses; every report says so. ``HFClassifierScorer`` loads a local
+``LinearToxicityScorer`` (default): a linear classifier over hashed n-grams trained by ``make
+judges`` on ToxiGen's labelled statements (held-out AUC in its card); still a PROXY for the
+RoBERTa classifier the field uses, and every report says so. ``LexiconScorer`` (``lexicon``):
+hostile vocabulary and patterns, the fallback. ``HFClassifierScorer`` loads a local
 sequence-classification checkpoint (for example a ToxiGen RoBERTa a user has on disk), from
 safetensors only.
 """
@@ -12,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["ToxicityScorer", "LexiconScorer", "HFClassifierScorer", "get_scorer"]
+__all__ = ["ToxicityScorer", "LinearToxicityScorer", "LexiconScorer", "HFClassifierScorer", "get_scorer"]
 
 
 class ToxicityScorer(Protocol):
@@ -140,5 +142,29 @@ class HFClassifierScorer:
         return out
 
 
+class LinearToxicityScorer:
+    """The shipped trained scorer: the classifier's probability of "toxic"."""
+
+    name = "linear-toxigen-proxy"
+    is_proxy = True
+
+    def __init__(self) -> None:
+        from importlib import resources
+
+        from traitlens.bench.textclf import load_model_file
+
+        self.model = load_model_file(str(resources.files("traitlens.data") / "judges" / "toxicity.safetensors"))
+
+    @property
+    def card(self) -> dict:
+        return self.model.card
+
+    def score(self, texts: list[str]) -> list[float]:
+        return self.model.probability(texts).tolist() if texts else []
+
+
 def get_scorer(spec: str | None) -> ToxicityScorer:
-    return LexiconScorer() if spec in (None, "", "lexicon") else HFClassifierScorer(spec)
+    """None or ``classifier``: the shipped trained scorer; ``lexicon``; or a local HF classifier directory."""
+    if spec in (None, "", "classifier"):
+        return LinearToxicityScorer()
+    return LexiconScorer() if spec == "lexicon" else HFClassifierScorer(spec)

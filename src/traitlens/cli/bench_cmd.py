@@ -27,7 +27,14 @@ def bench_command(
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most N items per suite."),
     toxicity_scorer: str | None = typer.Option(
-        None, "--toxicity-scorer", help="Local HF classifier directory (default: lexicon proxy)."
+        None,
+        "--toxicity-scorer",
+        help="classifier (default, trained on ToxiGen), lexicon, or a local HF classifier directory.",
+    ),
+    judge: str = typer.Option(
+        "classifier",
+        "--judge",
+        help="Refusal judge: classifier (default), pattern, classifier:<weights>, llm:<model spec>.",
     ),
     out: Path = typer.Option(Path("runs/bench"), "--out"),
 ) -> None:
@@ -43,6 +50,7 @@ def bench_command(
         read_statements,
         resolve,
     )
+    from traitlens.bench.refusal import get_detector
     from traitlens.bench.report import bench_markdown, bench_table, plot_bench, write_generations
     from traitlens.bench.toxicity import get_scorer
     from traitlens.errors import TraitlensError
@@ -64,6 +72,9 @@ def bench_command(
     sizes = {n: min(len(readers[n](resolve(n, None if n == "capability" else data))), limit or 10**9) for n in names}
     if "toxicity" in names and toxicity_scorer:
         SUITES["toxicity"].scorer = get_scorer(toxicity_scorer)
+    detector = get_detector(judge)  # before the model load: a bad spec fails fast
+    for name in ("jailbreak", "overrefusal"):
+        SUITES[name].detector = detector
     if "jailbreak" in names:
         sizes["jailbreak"] *= len(SUITES["jailbreak"].attacks)
     if alpha is not None and vector is None:
