@@ -69,6 +69,7 @@ class EditResult:
             "after_share": round(self.share(self.steered), 4),
             "target_pole": self.trait[1],
             "split": "eval (alpha and readouts chosen on train)",
+            "readouts": {d: r.readout for d, r in self.baseline.dimensions.items()},
             "train_before_share": round(self.calibration.baseline_share, 4),
             "train_after_share": round(self.calibration.chosen.target_share, 4),
             "flipped": self.flipped,
