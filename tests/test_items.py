@@ -176,3 +176,14 @@ def test_length_balance_flags_a_one_sided_instrument():
     )
     assert not length_balance(lopsided, words)["JP"].balanced
     assert length_balance(even, words)["JP"].balanced
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+def test_binary_garbage_item_file_is_a_clear_error(tmp_path, suffix):
+    """An item file of random bytes ended in a UnicodeDecodeError traceback."""
+    import numpy as np
+
+    path = tmp_path / f"garbage{suffix}"
+    path.write_bytes(np.random.default_rng(0).integers(128, 256, size=400, dtype=np.uint8).tobytes())
+    with pytest.raises(TraitlensError, match=f"garbage{suffix}: not UTF-8 text"):
+        load_items(path)

@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import TraitlensError
 
-__all__ = ["atomic_write", "read_jsonl", "write_json", "write_text", "save_figure"]
+__all__ = ["atomic_write", "read_text", "read_jsonl", "write_json", "write_text", "save_figure"]
 
 
 def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
@@ -48,6 +48,18 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
         plt.close(fig)
 
 
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents; binary or mis-encoded bytes and unreadable files are one
+    clear error naming the file, never a traceback."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraitlensError(f"{path.name}: not UTF-8 text (undecodable byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise TraitlensError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def read_jsonl(path: str | Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """Yield ``(where, line_number, record)`` for every non-blank line of a JSON-lines file.
 
@@ -55,7 +67,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
     non-object lines are refused here, so every reader words those the same way.
     """
     path = Path(path)
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path.name} line {number}"

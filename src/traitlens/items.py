@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from traitlens._io import read_jsonl
+from traitlens._io import read_jsonl, read_text
 from traitlens.errors import TraitlensError
 
 __all__ = [
@@ -167,7 +168,7 @@ _CHOICE = re.compile(r"^\s*([AB])[.)]\s*(.*)$")
 
 def _read_mbti93(path: Path) -> list[Item]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise TraitlensError(f"{path.name}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):
@@ -195,7 +196,7 @@ _CSV_COLUMNS = ("id", "dimension", "stem", "option_a", "pole_a", "option_b", "po
 
 
 def _read_csv(path: Path) -> list[Item]:
-    with open(path, newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_text(path), newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in _CSV_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from traitlens._io import read_jsonl
+from traitlens._io import read_jsonl, read_text
 from traitlens.errors import TraitlensError
 
 __all__ = [
@@ -85,7 +85,7 @@ def _csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def _json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise TraitlensError(f"{path.name}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
 
@@ -150,7 +150,7 @@ def read_prompts(path: Path, keep_label: str | None = None) -> list[str]:
     """Prompts from a CSV with a ``prompt`` (XSTest, ours) or ``statement`` column (TracingLLM
     ToxiGen), or a TOXIGEN prompt file (lines starting with '- ')."""
     if path.suffix == ".txt":
-        text = path.read_text(encoding="utf-8").replace("\\n", "\n")
+        text = read_text(path).replace("\\n", "\n")
         return [line[2:].strip() for line in text.splitlines() if line.startswith("- ") and line[2:].strip()]
     fields, rows = _csv_rows(path)
     column = next((c for c in ("prompt", "statement") if c in fields), None)

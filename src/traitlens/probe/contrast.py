@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from traitlens._io import read_jsonl
+from traitlens._io import read_jsonl, read_text
 from traitlens.assess.requests import LabelRequest
 from traitlens.chat import Message, chat_messages
 from traitlens.errors import TraitlensError
@@ -188,7 +188,7 @@ def _alpaca_pairs(path_a: Path, path_b: Path) -> list[ContrastPair]:
             raise TraitlensError(f"{path.name}: cannot tell the pole from the file name (use e.g. *_judging.json)")
         poles.append(found[0])
     try:
-        records = [json.loads(p.read_text(encoding="utf-8")) for p in (path_a, path_b)]
+        records = [json.loads(read_text(p)) for p in (path_a, path_b)]
     except json.JSONDecodeError as exc:
         raise TraitlensError(f"invalid JSON in paired-answer file ({exc.msg} at line {exc.lineno})") from None
     if len(records[0]) != len(records[1]):

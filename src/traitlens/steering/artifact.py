@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from traitlens._io import atomic_write, write_json
+from traitlens._io import atomic_write, read_text, write_json
 from traitlens.errors import TraitlensError
 from traitlens.steering.vector import SteeringVector
 
@@ -72,7 +72,7 @@ def save_vector(vector: SteeringVector, directory: str | Path, extra_meta: dict[
 
 def _read_meta(path: Path) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise TraitlensError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(meta, dict):
