@@ -426,3 +426,21 @@ def test_every_suite_reports_its_minimum_detectable_difference():
     assert small == pytest.approx(0.443, abs=0.001) and large < small / 4
     result = SuiteResult("x", "rate", 0.3, False, (0.1, 0.5), 40)
     assert result.to_dict()["mdd"] == pytest.approx(minimum_detectable_difference(0.3, 40), abs=1e-6)
+
+
+def test_a_judge_can_be_checked_against_a_users_labels(tmp_path, capsys):
+    from traitlens.bench.train_judges import main
+
+    path = _write(
+        tmp_path / "mine.jsonl",
+        "\n".join(json.dumps({"prompt": "p", "reply": r, "label": 1}) for r in REFUSALS[:6])
+        + "\n"
+        + "\n".join(json.dumps({"prompt": "p", "reply": r, "label": 0}) for r in COMPLIANCES[:6])
+        + "\n",
+    )
+    main(["--check", "pattern", "--labels", str(path)])
+    report = json.loads(capsys.readouterr().out)
+    assert report["judge"] == "pattern" and report["n"] == 12 and report["f1"] == 1.0
+    with pytest.raises(SystemExit) as stop:
+        main(["--check", "vibes", "--labels", str(path)])
+    assert stop.value.code == 2

@@ -27,7 +27,7 @@ from traitlens.bench.agreement import binary_agreement, roc_auc
 from traitlens.bench.textclf import featurize, fit_features, fit_linear
 from traitlens.errors import TraitlensError
 
-__all__ = ["read_labelled_replies", "jailbreakbench_replies", "train_refusal", "train_toxicity", "main"]
+__all__ = ["read_labelled_replies", "jailbreakbench_replies", "train_refusal", "train_toxicity", "check_judge", "main"]
 
 JBB = "safety/jailbreakbench/artifacts"
 TOXIGEN = "paper/tracingllm/toxigen.csv"
@@ -207,14 +207,36 @@ def train_toxicity(data: Path) -> tuple:
     return fit_linear([t for t, _ in rows], [y for _, y in rows], c, card), validation
 
 
+def check_judge(spec: str, rows: list[dict], limit: int | None = None) -> dict:
+    """Agreement of a refusal judge (``get_detector`` spec) with labelled replies."""
+    from traitlens.bench.base import subset
+    from traitlens.bench.refusal import get_detector
+
+    rows = subset(rows, limit)
+    judge = get_detector(spec)
+    if hasattr(judge, "refusals"):
+        verdicts = judge.refusals([r["reply"] for r in rows])
+    elif hasattr(judge, "scores"):
+        verdicts = [bool(x > 0) for x in judge.scores([r["reply"] for r in rows])]
+    else:
+        verdicts = [judge.is_refusal(r["reply"]) for r in rows]
+    return binary_agreement([r["label"] for r in rows], [int(v) for v in verdicts])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--labels", type=Path, action="append", default=[], help="extra labelled replies (csv/jsonl)")
     parser.add_argument("--out", type=Path, default=None, help="default: the package's shipped judges")
+    parser.add_argument("--check", default=None, help="judge spec to check instead of training (e.g. llm:<model>)")
+    parser.add_argument("--limit", type=int, default=None, help="with --check: at most N replies (a seeded sample)")
     args = parser.parse_args(argv)
     out = args.out or shipped_dir()
     try:
+        if args.check:
+            rows = [r for f in args.labels for r in read_labelled_replies(f)] or jailbreakbench_replies(args.data)
+            print(json.dumps({"judge": args.check, **check_judge(args.check, rows, args.limit)}, indent=2))
+            return
         if not args.data.is_dir():
             raise TraitlensError(f"data directory not found: {args.data}")
         refusal, r_val = train_refusal(args.data, args.labels)
