@@ -190,12 +190,13 @@ def train_toxicity(data: Path) -> tuple:
     c, cv = _choose_c([t for t, _ in train], [y for _, y in train])
     probe = fit_linear([t for t, _ in train], [y for _, y in train], c)
     demos = _demonstrations(data)
+    from traitlens.bench.toxicity import LexiconScorer
+
+    held_texts, held_labels = [t for t, _ in test], [y for _, y in test]
     validation = {
         "c_by_inner_cv_auc": {str(k): round(v, 6) for k, v in cv.items()},
-        "toxigen_held_out_fifth": {
-            "n": len(test),
-            "auc": roc_auc([y for _, y in test], probe.decision([t for t, _ in test])),
-        },
+        "toxigen_held_out_fifth": {"n": len(test), "auc": roc_auc(held_labels, probe.decision(held_texts))},
+        "lexicon_same_rows": {"n": len(test), "auc": roc_auc(held_labels, LexiconScorer().score(held_texts))},
     }
     if demos:
         validation["toxigen_demonstrations"] = {
