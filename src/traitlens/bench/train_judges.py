@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 import zlib
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from traitlens._io import read_jsonl
+from traitlens._io import read_jsonl, read_text
 from traitlens.bench.agreement import binary_agreement, roc_auc
 from traitlens.bench.textclf import featurize, fit_features, fit_linear
 from traitlens.errors import TraitlensError
@@ -49,9 +50,11 @@ def read_labelled_replies(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise TraitlensError(f"labelled replies not found: {path}")
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            raw = [(f"{path.name} line {n}", row) for n, row in enumerate(reader, start=2)]
+        with io.StringIO(read_text(path), newline="") as handle:
+            try:
+                raw = [(f"{path.name} line {n}", row) for n, row in enumerate(csv.DictReader(handle), start=2)]
+            except csv.Error as exc:
+                raise TraitlensError(f"{path.name}: not a readable CSV ({exc})") from None
     elif path.suffix == ".jsonl":
         raw = [(where, row) for where, _, row in read_jsonl(path)]
     else:

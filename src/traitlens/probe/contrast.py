@@ -131,8 +131,12 @@ def _pair(where: str, pid: str, group: str, prompt: str, answers: dict[str, str]
         raise TraitlensError(f"{where}: poles {poles} are not the two poles of one dimension")
     (dim,) = dims
     first, second = DIMENSIONS[dim]
+    if not all(isinstance(x, str) for x in (prompt, answers[first], answers[second])):
+        raise TraitlensError(f"{where}: prompt and answers must be text")
     if not prompt.strip() or not answers[first].strip() or not answers[second].strip():
         raise TraitlensError(f"{where}: empty prompt or answer")
+    if split not in ("train", "eval"):
+        raise TraitlensError(f"{where}: unknown split {split!r} (use train or eval)")
     msgs = tuple(chat_messages(prompt))
     return ContrastPair(pid, group, dim, split, Side(msgs, answers[first]), Side(msgs, answers[second]))
 
@@ -150,13 +154,13 @@ def _jsonl_pairs(path: Path) -> list[ContrastPair]:
     for where, number, raw in read_jsonl(path):
         if "pole_a" in raw:
             answers = {
-                str(raw["pole_a"]).upper(): raw.get("answer_a", ""),
-                str(raw["pole_b"]).upper(): raw.get("answer_b", ""),
+                str(raw.get("pole_a")).upper(): raw.get("answer_a", ""),
+                str(raw.get("pole_b")).upper(): raw.get("answer_b", ""),
             }
             prompt = raw.get("prompt", "")
         elif "instruction" in raw:
             answers = {k: v for k, v in raw.items() if k in _POLE_DIM}
-            prompt = "\n\n".join(x for x in (raw["instruction"], raw.get("input", "")) if x)
+            prompt = "\n\n".join(str(x) for x in (raw["instruction"], raw.get("input", "")) if x)
         else:
             raise TraitlensError(
                 f"{where}: expected keys prompt/pole_a/answer_a/pole_b/answer_b or instruction/<poles>"
@@ -179,6 +183,16 @@ _FILE_POLES = {
 }
 
 
+def _alpaca_records(path: Path) -> list[dict]:
+    try:
+        records = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise TraitlensError(f"{path.name}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise TraitlensError(f"{path.name}: expected a JSON list of {{instruction, input, output}} records")
+    return records
+
+
 def _alpaca_pairs(path_a: Path, path_b: Path) -> list[ContrastPair]:
     """Two Alpaca JSON lists; record i of each answers the same instruction as one pole."""
     poles = []
@@ -187,10 +201,7 @@ def _alpaca_pairs(path_a: Path, path_b: Path) -> list[ContrastPair]:
         if len(found) != 1:
             raise TraitlensError(f"{path.name}: cannot tell the pole from the file name (use e.g. *_judging.json)")
         poles.append(found[0])
-    try:
-        records = [json.loads(read_text(p)) for p in (path_a, path_b)]
-    except json.JSONDecodeError as exc:
-        raise TraitlensError(f"invalid JSON in paired-answer file ({exc.msg} at line {exc.lineno})") from None
+    records = [_alpaca_records(p) for p in (path_a, path_b)]
     if len(records[0]) != len(records[1]):
         raise TraitlensError(f"{path_a.name} and {path_b.name} have different lengths")
     pairs = []
