@@ -18,12 +18,18 @@ __all__ = ["atomic_write", "read_text", "read_jsonl", "write_json", "write_text"
 def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
     """Call ``writer(tmp_path)`` then rename the temporary file onto ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise TraitlensError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         writer(Path(tmp))
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only directory: no traceback, no partial file
+        Path(tmp).unlink(missing_ok=True)
+        raise TraitlensError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

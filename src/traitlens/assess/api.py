@@ -22,6 +22,7 @@ __all__ = ["Intervention", "PROTOCOLS", "MAX_SYSTEM_CHARS", "assess", "agreement
 
 PROTOCOLS = ("logprob", "sample")
 MAX_SYSTEM_CHARS = 2000
+MAX_RUNS = 1000  # sampled runs per item: every run of an item is one row of a batch
 
 
 class Intervention(Protocol):
@@ -98,8 +99,8 @@ def assess(
     for name in named:
         if name not in READOUTS:
             raise TraitlensError(f"unknown readout '{name}': use {', '.join(READOUTS)}")
-    if runs < 1:
-        raise TraitlensError(f"--runs must be at least 1, not {runs}")
+    if not 1 <= runs <= MAX_RUNS:
+        raise TraitlensError(f"--runs must be between 1 and {MAX_RUNS}, not {runs}")
     check_system(system)
     bank = (items or default_items()).select(split)
     dimensions = bank.dimensions()

@@ -92,14 +92,27 @@ class ModelScorer:
             self._tick(len(rows))
         return scores
 
+    def _check_length(self, requests, lengths: Sequence[int]) -> None:
+        """An item longer than the model's context cannot be scored: say so before any work."""
+        context = getattr(self.model.fast_model.config, "max_position_embeddings", None)
+        if context is None:
+            return
+        for request, length in zip(requests, lengths, strict=True):
+            if length > context:
+                raise TraitlensError(
+                    f"item {request.item.id}: {length} tokens, longer than the model's context of {context}"
+                )
+
     def label_logprobs(self, requests: Sequence[LabelRequest]) -> np.ndarray:
         prompts = [chat_ids(self.model.tokenizer, r.messages()) for r in requests]
+        self._check_length(requests, [len(p) + 1 for p in prompts])
         return self.next_token_logprobs(prompts, self.label_ids)
 
     def option_logprobs(self, requests: Sequence[OptionRequest]) -> np.ndarray:
         tokenizer = self.model.tokenizer
         prompts = [chat_ids(tokenizer, r.messages()) for r in requests]
         answers = [tokenizer(r.option.text, add_special_tokens=False)["input_ids"] for r in requests]
+        self._check_length(requests, [len(p) + len(a) for p, a in zip(prompts, answers, strict=True)])
         lengths = np.array([len(a) for a in answers], dtype=float)
         return np.stack([self.continuation_loglik(prompts, answers), lengths], axis=1)
 

@@ -37,6 +37,7 @@ def assess_command(
     """Administer the questionnaire and score E/I, S/N, T/F, J/P."""
     from traitlens._io import write_text
     from traitlens.assess import PROTOCOLS, READOUTS, agreement, assess, check_system, work_units
+    from traitlens.assess.api import MAX_RUNS
     from traitlens.assess.report import assessment_markdown, assessment_table, plot_assessment
     from traitlens.errors import TraitlensError
     from traitlens.items import default_items, load_items
@@ -46,6 +47,8 @@ def assess_command(
     if readout not in READOUTS:
         raise TraitlensError(f"unknown readout '{readout}': use {', '.join(READOUTS)}")
     check_system(system)
+    if not 1 <= runs <= MAX_RUNS:
+        raise TraitlensError(f"--runs must be between 1 and {MAX_RUNS}, not {runs}")
     bank = load_items(items) if items else default_items()
     bank.select(split)  # validate before the slow model load
     second = load_items(second_items) if second_items else None
