@@ -52,6 +52,11 @@ LIMIT ?= 40
 bench:
 	$(VENV)/bin/traitlens bench --model $(MODEL) --limit $(LIMIT) $(if $(DATA),--data $(DATA)) --out runs/bench
 
+# The playground: a local page to steer the model (http://127.0.0.1:8765).
+.PHONY: serve
+serve:
+	$(VENV)/bin/traitlens serve --model $(MODEL)
+
 # The shipped refusal and toxicity judges, rebuilt bit for bit from the public data.
 .PHONY: judges
 judges:
