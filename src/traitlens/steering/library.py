@@ -19,13 +19,13 @@ ORDER = ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ")
 
 def library_table(root: Path) -> str:
     rows = [
-        "| edit | layer | alpha (x resid norm) | target share before -> after | letter | goal met | perplexity change |",
-        "|---|---|---|---|---|---|---|",
+        "| edit | layer | alpha (x resid norm) | target share before -> after (eval) | train, where alpha was chosen | letter | goal met | perplexity change |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for trait in ORDER:
         directory = root / trait
         if not (directory / FILES["meta"]).is_file():
-            rows.append(f"| {trait[0]} -> {trait[1]} | - | - | not generated | - | - | - |")
+            rows.append(f"| {trait[0]} -> {trait[1]} | - | - | not generated | - | - | - | - |")
             continue
         extra = load_vector(directory).extra
         s = extra.get("edit_summary", {})
@@ -38,10 +38,16 @@ def library_table(root: Path) -> str:
         goal = "yes" if s.get("goal_met_in_calibration") else ("no (guard)" if hit_guard else "no")
         rows.append(
             f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {s.get('layer')} | {s.get('alpha', 0):.3g} | "
-            f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {letter} | {goal} | "
+            f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {_train(s, trait)} | {letter} | {goal} | "
             f"{100 * s.get('perplexity_change', 0):+.1f}% |"
         )
     return "\n".join(rows)
+
+
+def _train(summary: dict, trait: str) -> str:
+    if "train_before_share" not in summary:
+        return "-"
+    return f"{trait[1]} {summary['train_before_share']:.1%} -> {summary['train_after_share']:.1%}"
 
 
 def write_library_readme(root: Path) -> Path:
