@@ -152,8 +152,8 @@ def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
     save_vector(_vector(tiny), root / "IE", {"edit_summary": missed, "alpha_curve": [{"guard_ok": True}]})
     (root.parent / "NOTES.md").write_text("Hand-written notes survive.\n")
     text = write_library_readme(root).read_text()
-    assert "| [J -> P](tiny/JP/report.md) | 2 | 0.2 | P 40.0% -> 55.0% | flipped | yes | +10.0% |" in text
-    assert "| P -> J | - | - | not generated | - | - | - |" in text
+    assert "| [J -> P](tiny/JP/report.md) | 2 | 0.2 | P 40.0% -> 55.0% | - | flipped | yes | +10.0% |" in text
+    assert "| P -> J | - | - | not generated | - | - | - | - |" in text
     assert "| not flipped | no (guard) |" in text.split("[E -> I]")[1].splitlines()[0]
     assert "| not flipped | no |" in text.split("[I -> E]")[1].splitlines()[0]
     assert text.endswith("Hand-written notes survive.\n")
