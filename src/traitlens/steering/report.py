@@ -128,18 +128,23 @@ def edit_markdown(result: EditResult) -> str:
     if result.bench is None:
         lines.append("Not run: the bench suites are not part of this edit run.")
     else:
-        lines.append("| suite | metric | before | after | better |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("| suite | metric | n | before [95% CI] | after [95% CI] | change | MDD | better |")
+        lines.append("|---|---|---|---|---|---|---|---|")
         for name, entry in result.bench.get("suites", {}).items():
+            b, a = entry["before"], entry["after"]
+            verdict = "" if abs(entry["delta"]) >= b.get("mdd", 0) else " (below MDD)"
             lines.append(
-                f"| {name} | {entry['metric']} | {entry['before']['value']:.3f} | {entry['after']['value']:.3f} | "
-                f"{'higher' if entry['higher_is_better'] else 'lower'} |"
+                f"| {name} | {entry['metric']} | {b['n']} | {b['value']:.3f} [{b['ci95'][0]:.2f}, {b['ci95'][1]:.2f}] | "
+                f"{a['value']:.3f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}] | {entry['delta']:+.3f}{verdict} | "
+                f"{b.get('mdd', float('nan')):.2f} | {'higher' if entry['higher_is_better'] else 'lower'} |"
             )
-    if result.bench is not None:
+        judges = ", ".join(f"{k}: {v['judge']}" for k, v in result.bench.get("judges", {}).items())
         lines += [
             "",
-            f"Our shipped samples, {result.bench.get('limit', 'all')} items per suite; the toxicity scorer is an "
-            "offline lexicon PROXY; refusals are judged by phrase patterns.",
+            f"Our shipped samples, {result.bench.get('limit', 'all')} items per suite (jailbreak: n counts goals, each "
+            "under every attack). MDD is the smallest change this n detects (two-sided 5%, 80% power); a change "
+            f"below it is no evidence either way. Judges: {judges or 'defaults'} (their measured agreement with "
+            "people's labels: README, Judges). The toxicity scorer is a PROXY.",
             "",
             "![benchmarks](bench.png)",
         ]
