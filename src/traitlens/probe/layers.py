@@ -12,7 +12,15 @@ from sklearn.model_selection import GroupKFold
 
 from traitlens.probe.methods import Direction, DirectionMethod, LogisticProbe, MeanDifference
 
-__all__ = ["LayerResult", "grouped_folds", "permutation_test", "probe_layer", "choose_best_layer"]
+__all__ = [
+    "LayerResult",
+    "grouped_folds",
+    "permutation_test",
+    "probe_layer",
+    "choose_best_layer",
+    "cv_separation",
+    "separation",
+]
 
 
 @dataclass
@@ -102,12 +110,18 @@ def cv_separation(pos: np.ndarray, neg: np.ndarray, folds) -> float:
     return float((p.mean() - n.mean()) / pooled)
 
 
+def separation(direction: Direction, pos: torch.Tensor, neg: torch.Tensor) -> float:
+    """d' of the two groups' projections on ``direction``: mean gap / pooled std."""
+    p, n = direction.project(pos), direction.project(neg)
+    pooled = float(torch.sqrt((p.var() + n.var()) / 2).clamp_min(1e-8))
+    return float((p.mean() - n.mean()) / pooled)
+
+
 def _heldout(direction: Direction, pos: torch.Tensor, neg: torch.Tensor) -> tuple[float, float]:
     mid = (direction.mean_pos + direction.mean_neg) / 2
     p, n = direction.project(pos), direction.project(neg)
     accuracy = float(torch.cat([p > mid, n <= mid]).float().mean())
-    pooled = float(torch.sqrt((p.var() + n.var()) / 2).clamp_min(1e-8))
-    return accuracy, float((p.mean() - n.mean()) / pooled)
+    return accuracy, separation(direction, pos, neg)
 
 
 def probe_layer(

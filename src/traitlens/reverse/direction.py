@@ -23,6 +23,7 @@ from traitlens.batching import batched, pad_left
 from traitlens.bench.loaders import read_goals, read_prompts, resolve
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.errors import TraitlensError
+from traitlens.probe.layers import separation
 from traitlens.probe.methods import MeanDifference
 from traitlens.steering.vector import SteeringVector
 
@@ -125,12 +126,6 @@ class SafetyDirection:
         }
 
 
-def _d_prime(direction, pos: torch.Tensor, neg: torch.Tensor) -> float:
-    p, n = direction.project(pos), direction.project(neg)
-    pooled = float(torch.sqrt((p.var() + n.var()) / 2).clamp_min(1e-8))
-    return float((p.mean() - n.mean()) / pooled)
-
-
 def fit_safety_direction(model, prompts: SafetyPrompts, batch_size: int = 16) -> SafetyDirection:
     """Directions per layer on the build split; the layer whose direction separates the build
     prompts best (halves of the build split cross-checked) is used; held-out d' is reported."""
@@ -147,10 +142,10 @@ def fit_safety_direction(model, prompts: SafetyPrompts, batch_size: int = 16) ->
         # Choose on the build split only: a direction from one half, scored on the other.
         if half_h >= 2 and half_l >= 2:
             first = method.fit(acts["bh"][:half_h, layer], acts["bl"][:half_l, layer])
-            build_sep[layer] = _d_prime(first, acts["bh"][half_h:, layer], acts["bl"][half_l:, layer])
+            build_sep[layer] = separation(first, acts["bh"][half_h:, layer], acts["bl"][half_l:, layer])
         else:
-            build_sep[layer] = _d_prime(directions[layer], acts["bh"][:, layer], acts["bl"][:, layer])
-        held_sep[layer] = _d_prime(directions[layer], acts["hh"][:, layer], acts["hl"][:, layer])
+            build_sep[layer] = separation(directions[layer], acts["bh"][:, layer], acts["bl"][:, layer])
+        held_sep[layer] = separation(directions[layer], acts["hh"][:, layer], acts["hl"][:, layer])
     # Late layers separate trivially well but steer the output token by token; search the middle.
     candidates = range(model.n_layers // 4, max(model.n_layers * 3 // 4, model.n_layers // 4 + 1))
     layer = max(candidates, key=lambda k: build_sep[k])
