@@ -20,7 +20,7 @@ from traitlens.chat import chat_ids, chat_messages
 from traitlens.errors import TraitlensError
 from traitlens.items import DIMENSIONS
 from traitlens.serve.mix import check_mix, check_name, mix_steering, mix_vector
-from traitlens.steering.artifact import FILES, load_vector, save_vector
+from traitlens.steering.artifact import FILES, save_vector
 from traitlens.steering.vector import SteeringVector
 
 __all__ = ["Playground", "Busy", "MAX_PROMPT_CHARS", "MAX_NEW_TOKENS", "MAX_QUEUE"]
@@ -41,10 +41,9 @@ def load_library(directory: Path, model) -> dict[str, SteeringVector]:
     vectors = {}
     for path in sorted(p for p in Path(directory).iterdir() if (p / FILES["meta"]).is_file()):
         try:
-            load_intervention(path, model)  # checks fingerprint, layers and d_model
+            vectors[path.name] = load_intervention(path, model).vector  # checks fingerprint, layers, d_model
         except TraitlensError:
             continue
-        vectors[path.name] = load_vector(path)
     return vectors
 
 
