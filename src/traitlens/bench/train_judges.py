@@ -107,19 +107,25 @@ def _ours() -> list[dict]:
 
 
 def _cross_validate(rows: list[dict], key: str, extra: list[dict], pattern) -> dict:
-    """Leave one ``key`` value out at a time; pooled predictions on the held-out rows."""
+    """Leave one ``key`` value out at a time; pooled predictions on the held-out rows. Every
+    reply is featurized once; each fold fits on its rows of that matrix."""
+    from scipy import sparse
+
+    features = featurize([r["reply"] for r in rows + extra])
+    labels = np.array([r["label"] for r in rows + extra])
+    own = np.arange(len(rows))
+    extra_rows = np.arange(len(rows), len(rows) + len(extra))
     truth, predicted, baseline = [], [], []
     folds = {}
     for held in sorted({r[key] for r in rows}):
-        train = [r for r in rows if r[key] != held] + extra
-        test = [r for r in rows if r[key] == held]
-        model = fit_linear([r["reply"] for r in train], [r["label"] for r in train], REFUSAL_C, balanced=True)
-        guess = (model.decision([r["reply"] for r in test]) > 0).astype(int)
-        labels = [r["label"] for r in test]
-        folds[held] = binary_agreement(labels, guess)
-        truth += labels
+        test = own[[r[key] == held for r in rows]]
+        train = np.concatenate([own[[r[key] != held for r in rows]], extra_rows])
+        model = fit_features(sparse.csr_matrix(features[train]), labels[train], REFUSAL_C, balanced=True)
+        guess = (model.decision_features(features[test]) > 0).astype(int)
+        folds[held] = binary_agreement(labels[test], guess)
+        truth += labels[test].tolist()
         predicted += guess.tolist()
-        baseline += [int(pattern(r["reply"])) for r in test]
+        baseline += [int(pattern(rows[k]["reply"])) for k in test]
     return {
         "pooled": binary_agreement(truth, predicted),
         "pattern_detector_same_rows": binary_agreement(truth, baseline),
