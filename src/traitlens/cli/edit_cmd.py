@@ -25,7 +25,19 @@ def edit_command(
         0.5, "--goal", help="Target pole share to exceed on the eval items (0.5 = flip the letter)."
     ),
     guard: float = typer.Option(0.25, "--guard", help="Allowed relative perplexity rise on the reference text."),
-    method: str = typer.Option("meandiff", "--method", help="Direction method: meandiff, probe or pca."),
+    recipes: str = typer.Option(
+        "",
+        "--recipes",
+        help="Comma-separated recipes to compare (presets: default, band, norm, pca, probe, persona, persona-band, "
+        "pairs, pairs-band; or SOURCES/METHOD/PLACEMENT/MODE). Default: default,band,norm,persona,persona-band "
+        "(+ pairs,pairs-band with --pairs).",
+    ),
+    pairs: list[Path] = typer.Option(
+        [], "--pairs", help="Paired-answer JSONL file for the 'pairs' source (repeatable), e.g. Machine-Mindset pairs."
+    ),
+    extra_items: list[Path] = typer.Option(
+        [], "--extra-items", help="Another instrument (JSONL items) to report before/after/persona on (repeatable)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default: runs/edit-<TRAIT>)."),
     export: Path | None = typer.Option(None, "--export", help="Vector directory (default: vectors/<model>/<TRAIT>)."),
     no_export: bool = typer.Option(False, "--no-export", help="Do not export the vector."),
@@ -35,13 +47,18 @@ def edit_command(
     """Edit one trait: baseline -> direction -> calibrated alpha -> re-assessment -> report + vector."""
     from traitlens.errors import TraitlensError
     from traitlens.items import parse_dimension
-    from traitlens.probe.methods import get_method
-    from traitlens.steering.edit import edit
+    from traitlens.items import load_items
+    from traitlens.steering.edit import default_recipes, edit
+    from traitlens.steering.recipe import parse_recipes
     from traitlens.steering.report import edit_markdown, write_edit_outputs
 
     parse_dimension(trait)
     trait = trait.strip().upper()
-    get_method(method)
+    chosen = parse_recipes(recipes) if recipes.strip() else default_recipes(pairs)
+    for path in pairs:
+        if not path.is_file():
+            raise TraitlensError(f"--pairs: file not found: {path}")
+    instruments = {path.stem: load_items(path) for path in extra_items}
     if alpha is not None and not math.isfinite(alpha):
         raise TraitlensError(f"--alpha must be a finite number, not {alpha}")
     if not 0 < goal < 1:
@@ -60,7 +77,9 @@ def edit_command(
             alpha=alpha,
             goal=goal,
             guard=guard,
-            method=method,
+            recipes=chosen,
+            pair_files=pairs,
+            extra_items=instruments,
             run_bench=run_bench,
             progress=factory,
         )

@@ -1,17 +1,16 @@
-"""Calibration: the smallest edit that moves a dimension past a goal while capability holds.
+"""Calibration: the furthest a recipe's edit moves a dimension while capability holds.
 
-For each candidate layer, alpha climbs a fine grid (in units of the layer's typical residual
-norm: the useful range on small models is ~0.05-0.3) until the target pole's share on the eval
-items passes ``goal`` or the perplexity guard breaks; the bracket around the first success is
-then bisected (and when the first step past the goal also breaks the guard, the bracket below it
-is searched for a strength that does both). Among layers that succeed, the one that moves the other dimensions least wins.
+For one steering vector, alpha climbs a grid (in units of the layer's typical residual norm: the
+useful range on small models is ~0.05-0.4) until the perplexity guard breaks; the bracket between
+the last safe strength and the first broken one is then bisected, so the edit ends close to the
+guard. The strength with the largest target share among those within the guard wins (not the
+smallest that crosses a goal: a barely-crossing edit moves little off the items that chose it).
 Every evaluated point is kept: the report shows the whole curve, not only the winner.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from traitlens.assess import assess
@@ -21,12 +20,20 @@ from traitlens.probe.methods import Direction
 from traitlens.steering.inject import Steering
 from traitlens.steering.vector import SteeringVector
 
-__all__ = ["DEFAULT_ALPHAS", "CurvePoint", "Calibration", "vector_for", "calibrate"]
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "CurvePoint",
+    "Calibration",
+    "vector_for",
+    "climb",
+    "best_within_guard",
+    "goal_for",
+    "off_target",
+]
 
-DEFAULT_ALPHAS = (0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15, 0.18, 0.22, 0.26, 0.30, 0.35, 0.40)
+DEFAULT_ALPHAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 BISECTION_STEPS = 2
-BRACKET_STEPS = 3  # halvings of a bracket whose upper end met the goal but broke the guard
-GOAL_MARGIN = 0.10  # when the baseline already passes the goal, require this much more
+GOAL_MARGIN = 0.10  # when the baseline already passes the goal, a real move is this much more
 
 
 @dataclass
@@ -39,6 +46,7 @@ class CurvePoint:
     guard_ok: bool
     goal_met: bool
     off_target_shift: float | None = None  # max |share change| of the other dimensions
+    recipe: str = ""
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -94,6 +102,12 @@ def vector_for(
     )
 
 
+def goal_for(baseline_share: float, goal: float) -> float:
+    """The share that counts as a real move: past ``goal``, or baseline + margin when the model
+    already has the target letter."""
+    return min(baseline_share + GOAL_MARGIN, 0.95) if baseline_share > goal else goal
+
+
 class _Evaluator:
     def __init__(self, model, trait, dimension, items: ItemBank, readout, baseline_ppl, guard, goal, tick):
         self.model, self.trait, self.dimension, self.items = model, trait, dimension, items
@@ -103,7 +117,7 @@ class _Evaluator:
         return result.dimensions[self.dimension].share(self.trait[1])
 
     def __call__(self, vector: SteeringVector, alpha: float) -> CurvePoint:
-        steering = Steering(vector, alpha)
+        steering = Steering.of(vector, alpha)
         result = assess(
             self.model,
             self.items.select("all", self.dimension),
@@ -119,45 +133,40 @@ class _Evaluator:
         return CurvePoint(vector.layers[0], alpha, share, ppl, ratio, ratio <= 1 + self.guard, share > self.goal)
 
 
-def _search_layer(evaluate: _Evaluator, vector: SteeringVector, alphas: Sequence[float]) -> list[CurvePoint]:
+def climb(
+    evaluate: _Evaluator, vector: SteeringVector, alphas: Sequence[float], recipe: str = "", exact: bool = False
+) -> list[CurvePoint]:
+    """Evaluate ``alphas`` in increasing order until the guard breaks, then bisect towards it
+    (``exact``: only the given alphas)."""
     points: list[CurvePoint] = []
-    for alpha in alphas:
+    for alpha in sorted(alphas):
         point = evaluate(vector, alpha)
+        point.recipe = recipe
         points.append(point)
-        if point.goal_met or not point.guard_ok:
+        if not point.guard_ok:
             break
-    last = points[-1]
-    low, high = max((p.alpha for p in points if p.alpha < last.alpha), default=0.0), last.alpha
-    success = last if last.goal_met and last.guard_ok else None
-    if success is None and last.goal_met:
-        # The first step past the goal also broke the guard: a strength between the last safe
-        # step and this one may do both, so search that bracket before giving up.
-        for _ in range(BRACKET_STEPS):
+    if not points[-1].guard_ok and not exact:
+        low = max((p.alpha for p in points if p.guard_ok), default=0.0)
+        high = points[-1].alpha
+        for _ in range(BISECTION_STEPS):
             mid = (low + high) / 2
             point = evaluate(vector, mid)
+            point.recipe = recipe
             points.append(point)
-            if point.goal_met and point.guard_ok:
-                success = point
-                break
-            if point.guard_ok:
-                low = mid
-            else:
-                high = mid
-    if success is None:
-        return sorted(points, key=lambda p: p.alpha)
-    high = success.alpha
-    for _ in range(BISECTION_STEPS):  # the smallest strength that still reaches the goal
-        mid = (low + high) / 2
-        point = evaluate(vector, mid)
-        points.append(point)
-        if point.goal_met and point.guard_ok:
-            high = mid
-        else:
-            low = mid
+            low, high = (mid, high) if point.guard_ok else (low, mid)
     return sorted(points, key=lambda p: p.alpha)
 
 
-def _off_target(model, trait, items: ItemBank, readout_by_dim: dict[str, str], baseline, vector, alpha) -> float:
+def best_within_guard(points: Sequence[CurvePoint]) -> CurvePoint:
+    """The largest target share within the guard (ties: lower perplexity); when no point holds
+    the guard, the one that broke it least."""
+    safe = [p for p in points if p.guard_ok]
+    if not safe:
+        return min(points, key=lambda p: p.ppl_ratio)
+    return max(safe, key=lambda p: (round(p.target_share, 6), -p.ppl_ratio))
+
+
+def off_target(model, trait, items: ItemBank, readout_by_dim: dict[str, str], baseline, vector, alpha) -> float:
     others = [d for d in baseline.dimensions if set(DIMENSIONS[d]) != set(trait)]
     if not others:
         return 0.0
@@ -168,53 +177,7 @@ def _off_target(model, trait, items: ItemBank, readout_by_dim: dict[str, str], b
             items.select("all", dim),
             split="all",
             readout=readout_by_dim[dim],
-            intervention=Steering(vector, alpha),
+            intervention=Steering.of(vector, alpha),
         )
         shifts.append(abs(result.dimensions[dim].share_first - baseline.dimensions[dim].share_first))
     return max(shifts)
-
-
-def calibrate(
-    model,
-    trait: str,
-    directions: dict[int, Direction],
-    layers: Sequence[int],
-    items: ItemBank,
-    baseline,
-    *,
-    goal: float = 0.5,
-    guard: float = 0.25,
-    alphas: Sequence[float] = DEFAULT_ALPHAS,
-    scale_mode: str = "resid_norm",
-    progress: Callable[[int], None] | None = None,
-) -> tuple[Calibration, dict[int, SteeringVector]]:
-    """Search alpha (and the layer among ``layers``); ``baseline`` is the unsteered assessment
-    on ``items`` (its readout per dimension is kept fixed along the curve)."""
-    start = time.perf_counter()
-    dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
-    readouts = {d: r.readout for d, r in baseline.dimensions.items()}
-    already = baseline.dimensions[dimension].share(trait[1])
-    if already > goal:  # the letter is already the target: ask for a real move instead
-        goal = min(already + GOAL_MARGIN, 0.95)
-    base_ppl = perplexity(model)
-    evaluate = _Evaluator(model, trait, dimension, items, readouts[dimension], base_ppl, guard, goal, progress)
-    calibration = Calibration(
-        trait, goal, guard, readouts[dimension], baseline.dimensions[dimension].share(trait[1]), base_ppl
-    )
-    vectors = {layer: vector_for(model, trait, layer, directions[layer], scale_mode) for layer in layers}
-    winners = []
-    for layer in layers:
-        points = _search_layer(evaluate, vectors[layer], alphas)
-        calibration.points += points
-        ok = [p for p in points if p.goal_met and p.guard_ok]
-        if ok:
-            best = min(ok, key=lambda p: p.alpha)
-            best.off_target_shift = _off_target(model, trait, items, readouts, baseline, vectors[layer], best.alpha)
-            winners.append(best)
-    if winners:
-        calibration.chosen = min(winners, key=lambda p: (round(p.off_target_shift or 0.0, 2), p.alpha))
-    else:  # goal not reached within the guard: report the furthest safe move
-        safe = [p for p in calibration.points if p.guard_ok] or calibration.points
-        calibration.chosen = max(safe, key=lambda p: p.target_share)
-    calibration.seconds = time.perf_counter() - start
-    return calibration, vectors

@@ -1,25 +1,29 @@
-"""``edit``: baseline assessment -> trait direction -> calibration -> steered re-assessment ->
-report and exported vector. The pipeline behind ``traitlens edit`` and ``make edit``."""
+"""``edit``: baseline assessment -> candidate recipes -> frontier on the train items -> steered
+re-assessment on the eval items -> report and exported vector. The pipeline behind
+``traitlens edit`` and ``make edit``."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from traitlens.assess import AssessmentResult, assess, work_units
 from traitlens.errors import TraitlensError
 from traitlens.items import ItemBank, default_items, parse_dimension
-from traitlens.probe.api import DimensionProbe, default_contrast, probe_dimension
-from traitlens.probe.collect import collect
-from traitlens.steering.calibrate import DEFAULT_ALPHAS, Calibration, CurvePoint, calibrate
+from traitlens.personas import persona_prompt
+from traitlens.probe.api import DimensionProbe
+from traitlens.probe.sources import ContrastSources
+from traitlens.steering.calibrate import DEFAULT_ALPHAS, Calibration
+from traitlens.steering.frontier import Frontier, run_frontier
 from traitlens.steering.inject import Steering
+from traitlens.steering.recipe import DEFAULT_RECIPES, Recipe, parse_recipes, recipe_layers
 from traitlens.steering.vector import SteeringVector
 
-__all__ = ["EditResult", "edit", "CANDIDATE_LAYERS"]
-
-CANDIDATE_LAYERS = 3  # best probe layers tried when --layer is not given
+__all__ = ["EditResult", "edit", "default_recipes"]
 
 
 @dataclass
@@ -35,6 +39,10 @@ class EditResult:
     bench: dict[str, Any] | None
     seconds: float
     calibration_items: tuple = ()  # ids of the train items calibration saw
+    frontier: Frontier | None = None
+    recipe: Recipe | None = None
+    persona: AssessmentResult | None = None  # eval items under the target pole's persona prompt
+    extra: dict[str, dict[str, AssessmentResult]] = field(default_factory=dict)  # instrument -> condition
 
     @property
     def alpha(self) -> float:
@@ -72,6 +80,13 @@ class EditResult:
             "readouts": {d: r.readout for d, r in self.baseline.dimensions.items()},
             "train_before_share": round(self.calibration.baseline_share, 4),
             "train_after_share": round(self.calibration.chosen.target_share, 4),
+            "recipe": self.recipe.to_dict() | {"layers": self.vector.layers} if self.recipe else None,
+            "shift": round(self.share(self.steered) - self.share(self.baseline), 4),
+            "persona_prompt_share": round(self.share(self.persona), 4) if self.persona else None,
+            "persona_prompt_shift": round(self.share(self.persona) - self.share(self.baseline), 4)
+            if self.persona
+            else None,
+            "extra_instruments": self._extra_summary(),
             "flipped": self.flipped,
             "already_target_before": self.already_target,
             "goal_met_in_calibration": self.calibration.goal_met,
@@ -81,34 +96,29 @@ class EditResult:
             "seconds": round(self.seconds, 1),
         }
 
-
-def _candidate_layers(probe: DimensionProbe, layer: int | None, n_layers: int) -> list[int]:
-    if layer is not None:
-        if not 0 <= layer < n_layers:
-            raise TraitlensError(f"layer {layer} out of range: the model has layers 0..{n_layers - 1}")
-        return [layer]
-    # Ranked on the training split's cross-validation: the eval items are what the edit is judged on.
-    ranked = sorted(probe.layers, key=lambda r: (r.informative, r.cv_separation), reverse=True)
-    return sorted(r.layer for r in ranked[:CANDIDATE_LAYERS])
+    def _extra_summary(self) -> dict[str, dict[str, float]]:
+        return {
+            name: {condition: round(self.share(result), 4) for condition, result in runs.items()}
+            | {"n_items": runs["before"].dimensions[self.dimension].n_items}
+            for name, runs in self.extra.items()
+        }
 
 
-def _single_point(
-    model, trait, probe, layer, alpha, items, baseline, scale_mode, goal, guard
-) -> tuple[Calibration, dict]:
-    """--alpha given: evaluate exactly that edit, no search."""
-    from traitlens.capability import perplexity
-    from traitlens.items import DIMENSIONS
-    from traitlens.steering.calibrate import _Evaluator, vector_for
+def default_recipes(pair_files: Sequence[str | Path] = ()) -> list[Recipe]:
+    names = list(DEFAULT_RECIPES) + (["pairs", "pairs-band"] if pair_files else [])
+    return parse_recipes(names)
 
-    dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
-    base_ppl = perplexity(model)
-    readout = baseline.dimensions[dimension].readout
-    vector = vector_for(model, trait, layer, probe.directions[layer], scale_mode)
-    point = _Evaluator(model, trait, dimension, items, readout, base_ppl, guard, goal, None)(vector, alpha)
-    calibration = Calibration(
-        trait, goal, guard, readout, baseline.dimensions[dimension].share(trait[1]), base_ppl, [point], point
-    )
-    return calibration, {layer: vector}
+
+def _check_inputs(model, alpha, layer, recipes: Sequence[Recipe], alphas) -> None:
+    if alpha is not None and not math.isfinite(alpha):
+        raise TraitlensError(f"alpha must be a finite number, not {alpha}")
+    if not alphas or any(not math.isfinite(a) or a <= 0 for a in alphas):
+        raise TraitlensError("alphas must be positive finite numbers")
+    if layer is not None and not 0 <= layer < model.n_layers:
+        raise TraitlensError(f"layer {layer} out of range: {model.name} has layers 0..{model.n_layers - 1}")
+    for recipe in recipes:  # explicit layer bands must fit the model: say so before any model work
+        if recipe.placement[0].isdigit():
+            recipe_layers(recipe, None, model.n_layers)
 
 
 def edit(
@@ -119,68 +129,81 @@ def edit(
     alpha: float | None = None,
     goal: float = 0.5,
     guard: float = 0.25,
-    method: str = "meandiff",
-    scale_mode: str = "resid_norm",
+    recipes: Sequence[Recipe] | str | None = None,
+    pair_files: Sequence[str | Path] = (),
     items: ItemBank | None = None,
+    extra_items: dict[str, ItemBank] | None = None,
     permutations: int = 100,
-    alphas=DEFAULT_ALPHAS,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
     run_bench: Callable | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> EditResult:
-    """Edit ``trait`` ("JP" = from J towards P) and measure what moved."""
-    import math
+    """Edit ``trait`` ("JP" = from J towards P) and measure what moved.
 
+    Every recipe in ``recipes`` (default: ``default_recipes``) is climbed on the train items up to
+    the perplexity guard; the point with the largest train share wins (with ``alpha`` given, only
+    the first recipe at that strength). Before, after and the persona-prompt baseline are then
+    read on the eval items and on every ``extra_items`` instrument, which the choice never saw."""
     start = time.perf_counter()
     dimension, _, _ = parse_dimension(trait)
     trait = trait.strip().upper()
-    if alpha is not None and not math.isfinite(alpha):
-        raise TraitlensError(f"alpha must be a finite number, not {alpha}")
-    if layer is not None and not 0 <= layer < model.n_layers:
-        raise TraitlensError(f"layer {layer} out of range: {model.name} has layers 0..{model.n_layers - 1}")
+    recipes = parse_recipes(recipes) if isinstance(recipes, str) else list(recipes or default_recipes(pair_files))
+    if alpha is not None:
+        recipes = recipes[:1]
+    _check_inputs(model, alpha, layer, recipes, alphas)
     bank_all = items or default_items()
     bank_all.select("train", dimension)  # calibration needs training items: say so before any model work
     train, bank = bank_all.select("train"), bank_all.select("eval")
     tick = (lambda name, total: progress(name, total)) if progress else (lambda name, total: None)
-    # Honest splits: the readouts (by validity) and alpha are chosen on the train items; before
-    # and after are reported on the eval items, read the same way.
+    # Honest splits: the readouts (by validity), recipe and alpha are chosen on the train items;
+    # before and after are reported on the eval items, read the same way.
     train_baseline = assess(model, train, split="all", progress=tick("baseline (train)", work_units(train, "logprob")))
     fixed = {d: r.readout for d, r in train_baseline.dimensions.items()}
     baseline = assess(
         model, bank, readout=fixed, validity=True, progress=tick("baseline (eval)", work_units(bank, "logprob"))
     )
-    contrast = default_contrast().for_dimension(dimension)
-    acts = collect(model, contrast, progress=tick(f"collect {dimension}", 2 * len(contrast)))
-    # Only directions and held-out separation drive the edit: skip the logistic probe's CV.
-    probe = probe_dimension(acts, method, permutations, seed=0, with_probe=method == "probe")
-    layers = _candidate_layers(probe, layer, model.n_layers)
-    if alpha is not None:
-        calibration, vectors = _single_point(
-            model, trait, probe, layers[0], alpha, train, train_baseline, scale_mode, goal, guard
-        )
-    else:
-        calibration, vectors = calibrate(
-            model,
-            trait,
-            probe.directions,
-            layers,
-            train,
-            train_baseline,
-            goal=goal,
-            guard=guard,
-            alphas=alphas,
-            scale_mode=scale_mode,
-            progress=tick("calibrate (train)", len(layers) * (len(alphas) + 3)),
-        )
-    chosen: CurvePoint = calibration.chosen
-    vector = vectors[chosen.layer]
-    vector.recommended_alpha = chosen.alpha
-    steering = Steering(vector, chosen.alpha)
+    sources = ContrastSources(model, bank_all, pair_files, progress=progress)
+    calibration, frontier, vectors = run_frontier(
+        model,
+        trait,
+        recipes,
+        sources,
+        train,
+        train_baseline,
+        goal=goal,
+        guard=guard,
+        alphas=(alpha,) if alpha is not None else alphas,
+        exact=alpha is not None,
+        permutations=permutations,
+        layer=layer,
+        progress=tick("frontier (train)", len(recipes) * (len(alphas) + 2)),
+    )
+    pole_prompt = persona_prompt(trait[1])
+    frontier.persona_prompt_share = (
+        assess(model, train.select("all", dimension), split="all", readout=fixed, system=pole_prompt)
+        .dimensions[dimension]
+        .share(trait[1])
+    )
+    recipe = next(r for r in recipes if r.name == frontier.chosen_recipe)
+    vector = vectors[recipe.name]
+    vector.recommended_alpha = calibration.chosen.alpha
+    steering = Steering.of(vector, calibration.chosen.alpha)
     # Before and after are read the same way: the readouts calibration held fixed.
-    fixed = {d: r.readout for d, r in baseline.dimensions.items()}
     steered = assess(
         model, bank, readout=fixed, intervention=steering, progress=tick("steered assessment", 2 * len(bank))
     )
+    persona = assess(model, bank, readout=fixed, system=pole_prompt)
     by_readout = {r: assess(model, bank, readout=r, intervention=steering) for r in ("label", "option", "pmi")}
+    extra = {}
+    for name, instrument in (extra_items or {}).items():
+        if not any(i.dimension == dimension for i in instrument):
+            continue
+        subset = instrument.select("all", dimension)
+        extra[name] = {
+            "before": assess(model, subset, split="all", readout=fixed),
+            "after": assess(model, subset, split="all", readout=fixed, intervention=steering),
+            "persona_prompt": assess(model, subset, split="all", readout=fixed, system=pole_prompt),
+        }
     bench = run_bench(model, steering) if run_bench else None
     return EditResult(
         trait,
@@ -188,10 +211,14 @@ def edit(
         baseline,
         steered,
         by_readout,
-        probe,
+        frontier.probes[recipe.name],
         calibration,
         vector,
         bench,
         time.perf_counter() - start,
         tuple(i.id for i in train if i.dimension == dimension),
+        frontier,
+        recipe,
+        persona,
+        extra,
     )

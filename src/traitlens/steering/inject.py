@@ -242,6 +242,14 @@ class Steering:
     mode: str = "add"
     fold: str | bool = "auto"
 
+    @classmethod
+    def of(cls, vector: SteeringVector, alpha: float, **options) -> Steering:
+        """``vector`` at ``alpha``, injected the way its recipe was calibrated (mode ``add`` when
+        it records none); explicit ``options`` win."""
+        recipe = vector.extra.get("recipe") or {}
+        options.setdefault("mode", recipe.get("mode", "add"))
+        return cls(vector, alpha, **options)
+
     def attach(self, model, prompt_length: int | None = None) -> SteeringHandle:
         return apply_steering(
             model,
@@ -274,6 +282,6 @@ def load_intervention(directory, model, alpha: float | None = None, **options) -
         alpha = vector.recommended_alpha
         if alpha is None:
             raise TraitlensError(f"{directory}: no recommended alpha recorded; pass --alpha")
-    steering = Steering(vector, float(alpha), **options)
+    steering = Steering.of(vector, float(alpha), **options)
     _validate(model, vector, steering.alpha, steering.positions, steering.mode, None)
     return steering

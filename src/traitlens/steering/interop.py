@@ -36,6 +36,10 @@ GGUF_ARCH = "controlvector"
 def _post_only(vector: SteeringVector) -> None:
     if vector.hook != "resid_post":
         raise TraitlensError(f"only resid_post vectors map onto layer outputs; this one is at {vector.hook}")
+    mode = (vector.extra.get("recipe") or {}).get("mode", "add")
+    if mode != "add":
+        # Other tools add the offset; a norm-preserving or projecting edit would silently change meaning.
+        raise TraitlensError(f"this vector was calibrated in mode '{mode}'; other tools can only add an offset")
 
 
 def export_gguf(vector: SteeringVector, path: str | Path, model_hint: str = "llama") -> Path:
