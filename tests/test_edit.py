@@ -6,14 +6,14 @@ import pytest
 import torch
 from helpers import assert_clean_error, run_cli
 
-from traitlens.steering.artifact import load_vector
 from traitlens.errors import TraitlensError
+from traitlens.steering.artifact import load_vector
 from traitlens.steering.calibrate import CurvePoint, best_within_guard, climb
+from traitlens.steering.edit import edit
 from traitlens.steering.frontier import pareto, search_frontier
 from traitlens.steering.recipe import parse_recipe, parse_recipes, recipe_layers
-from traitlens.steering.vector import SteeringVector
-from traitlens.steering.edit import edit
 from traitlens.steering.report import write_edit_outputs
+from traitlens.steering.vector import SteeringVector
 
 
 class _FakeEvaluator:
@@ -176,9 +176,7 @@ def test_edit_frontier_on_tiny_ships_the_winning_recipe(tiny, tmp_path):
     from traitlens.steering.inject import load_intervention
 
     extra = {"bank-again": default_items().select("eval")}
-    result = edit(
-        tiny, "JP", recipes="band,norm,persona", alphas=(0.1, 0.3), permutations=10, extra_items=extra
-    )
+    result = edit(tiny, "JP", recipes="band,norm,persona", alphas=(0.1, 0.3), permutations=10, extra_items=extra)
     names = [run.recipe.name for run in result.frontier.runs]
     assert names == ["band", "norm", "persona"] and all(run.points for run in result.frontier.runs)
     chosen = result.calibration.chosen

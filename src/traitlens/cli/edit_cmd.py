@@ -46,8 +46,7 @@ def edit_command(
 ) -> None:
     """Edit one trait: baseline -> direction -> calibrated alpha -> re-assessment -> report + vector."""
     from traitlens.errors import TraitlensError
-    from traitlens.items import parse_dimension
-    from traitlens.items import load_items
+    from traitlens.items import load_items, parse_dimension
     from traitlens.steering.edit import default_recipes, edit
     from traitlens.steering.recipe import parse_recipes
     from traitlens.steering.report import edit_markdown, write_edit_outputs
