@@ -36,12 +36,18 @@ probe:
 edit:
 	$(VENV)/bin/traitlens edit --trait $(TRAIT) --model $(MODEL)
 
-# All eight edit directions for the default model into vectors/ (about 4 minutes each on a quiet
-# 2-core machine, ~32 in all; the safety suites are left to `make bench` / `traitlens bench --vector`).
+# All eight edit directions for the default model into vectors/: each compares the default recipes
+# on the train items (frontier.png) and reports the eval split and words32 against the persona
+# prompt (about 5 minutes each on a quiet 2-core machine; the safety suites are left to `make bench`
+# and `make paper`). The Machine-Mindset pairs join as a source when the public data is there.
+MM := $(or $(DATA),../shared/data)/paper/machine_mindset
+PAIRS := $(foreach f,pairs200_en_E_vs_I.jsonl pairs200_zh_J_vs_P.jsonl,$(if $(wildcard $(MM)/$(f)),--pairs $(MM)/$(f)))
+TRAITS ?= EI IE SN NS TF FT JP PJ
 .PHONY: vectors
 vectors:
-	for t in EI IE SN NS TF FT JP PJ; do \
-		$(VENV)/bin/traitlens edit --trait $$t --model $(MODEL) --out runs/edit-$$t --no-bench || exit 1; \
+	for t in $(TRAITS); do \
+		$(VENV)/bin/traitlens edit --trait $$t --model $(MODEL) --out runs/edit-$$t --no-bench $(PAIRS) \
+			--extra-items instruments/words32.jsonl || exit 1; \
 	done
 	$(PY) -m traitlens.steering.library vectors/$(MODEL)
 

@@ -3,7 +3,11 @@ the known manipulation against which the questionnaire's sensitivity is measured
 
 from __future__ import annotations
 
-__all__ = ["PERSONAS", "persona_prompt"]
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["PERSONAS", "persona_prompt", "PersonaPrompt"]
 
 PERSONAS: dict[str, str] = {
     "E": "You are outgoing and talkative. Being with other people gives you energy, and you love meeting new people.",
@@ -24,3 +28,22 @@ def persona_prompt(pole: str) -> str:
     if pole not in PERSONAS:
         raise TraitlensError(f"unknown pole '{pole}': use one of {' '.join(PERSONAS)}")
     return PERSONAS[pole]
+
+
+@dataclass(frozen=True)
+class PersonaPrompt:
+    """The persona prompt as an intervention: it changes no weight and no activation (``attach``
+    does nothing); every chat prompt the bench builds carries ``system``. Perplexity on the
+    reference text is unprompted, so it is unchanged by construction."""
+
+    pole: str
+
+    @property
+    def system(self) -> str:
+        return persona_prompt(self.pole)
+
+    def attach(self, model, prompt_length: int | None = None) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def describe(self) -> dict[str, Any]:
+        return {"persona_prompt": self.pole, "system": self.system}

@@ -13,8 +13,10 @@ from traitlens.generation import generate
 __all__ = ["chat_prompts", "generate_replies", "next_token_choice", "option_choice", "attached"]
 
 
-def chat_prompts(model, texts: Sequence[str]) -> list[list[int]]:
-    return [chat_ids(model.tokenizer, chat_messages(t)) for t in texts]
+def chat_prompts(model, texts: Sequence[str], intervention=None) -> list[list[int]]:
+    """Chat prompts; an intervention with a ``system`` prompt (a persona prompt) adds it to each."""
+    system = getattr(intervention, "system", None)
+    return [chat_ids(model.tokenizer, chat_messages(t, system=system)) for t in texts]
 
 
 def generate_replies(
@@ -27,7 +29,7 @@ def generate_replies(
 ) -> list[str]:
     """Greedy, seeded, batched (left padding), length-capped chat replies."""
     replies: list[str] = []
-    prompts = chat_prompts(model, texts)
+    prompts = chat_prompts(model, texts, intervention)
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
         out = generate(
@@ -51,7 +53,7 @@ def next_token_choice(model, texts: Sequence[str], choices: Sequence[str], inter
 
     token_ids = [model.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]
     with attached(model, intervention):
-        return ModelScorer(model).next_token_logprobs(chat_prompts(model, texts), token_ids)
+        return ModelScorer(model).next_token_logprobs(chat_prompts(model, texts, intervention), token_ids)
 
 
 def option_choice(model, questions: Sequence[str], options: Sequence[Sequence[str]], intervention) -> np.ndarray:
@@ -59,7 +61,7 @@ def option_choice(model, questions: Sequence[str], options: Sequence[Sequence[st
     from traitlens.assess.scorer import ModelScorer
 
     prompts, answers, owner = [], [], []
-    base = chat_prompts(model, questions)
+    base = chat_prompts(model, questions, intervention)
     for k, (prompt, opts) in enumerate(zip(base, options, strict=True)):
         for option in opts:
             prompts.append(prompt)

@@ -25,6 +25,7 @@ from traitlens.cli.model_cmd import chat, model_app  # noqa: E402
 from traitlens.cli.probe_cmd import probe_command  # noqa: E402
 from traitlens.cli.reverse_cmd import reverse_command  # noqa: E402
 from traitlens.cli.serve_cmd import serve_command  # noqa: E402
+from traitlens.cli.study_cmd import study_command  # noqa: E402
 from traitlens.cli.vector_cmd import export_command, import_command, inspect_command  # noqa: E402
 from traitlens.errors import TraitlensError  # noqa: E402
 
@@ -48,6 +49,7 @@ app.command("import")(import_command)
 app.command("inspect")(inspect_command)
 app.command("serve")(serve_command)
 app.command("reverse")(reverse_command)
+app.command("study")(study_command)
 
 
 def _version(value: bool) -> None:

@@ -29,8 +29,8 @@ def edit_command(
         "",
         "--recipes",
         help="Comma-separated recipes to compare (presets: default, band, norm, pca, probe, persona, persona-band, "
-        "pairs, pairs-band; or SOURCES/METHOD/PLACEMENT/MODE). Default: default,band,norm,persona,persona-band "
-        "(+ pairs,pairs-band with --pairs).",
+        "pairs, pairs-band; or SOURCES/METHOD/PLACEMENT/MODE). Default: default,band,norm,persona-band "
+        "(+ pairs-band with --pairs).",
     ),
     pairs: list[Path] = typer.Option(
         [], "--pairs", help="Paired-answer JSONL file for the 'pairs' source (repeatable), e.g. Machine-Mindset pairs."

@@ -105,7 +105,7 @@ class EditResult:
 
 
 def default_recipes(pair_files: Sequence[str | Path] = ()) -> list[Recipe]:
-    names = list(DEFAULT_RECIPES) + (["pairs", "pairs-band"] if pair_files else [])
+    names = list(DEFAULT_RECIPES) + (["pairs-band"] if pair_files else [])
     return parse_recipes(names)
 
 

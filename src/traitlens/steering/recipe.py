@@ -51,8 +51,10 @@ PRESETS = {
     "pairs": "pairs/meandiff/best/add",
     "pairs-band": "items+statements+pairs/meandiff/band2/add",
 }
-# What `traitlens edit` compares when no --recipes are given (pairs recipes join when --pairs is).
-DEFAULT_RECIPES = ("default", "band", "norm", "persona", "persona-band")
+# What `traitlens edit` compares when no --recipes are given (pairs-band joins when --pairs is).
+# The persona and pairs sources alone are presets, not defaults: on the default model their best
+# layers sit at the top of the stack and they moved J->P least of all seven (vectors/NOTES.md).
+DEFAULT_RECIPES = ("default", "band", "norm", "persona-band")
 _PLACEMENT = re.compile(r"^(best|band(\d+)|(\d+)(?:-(\d+))?)$")
 
 

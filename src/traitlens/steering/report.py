@@ -128,7 +128,7 @@ def _baseline_rows(result: EditResult) -> list[str]:
             f"{shares['persona_prompt']:.1%} | {100 * (shares['after'] - shares['before']):+.1f} pts | "
             f"{100 * (shares['persona_prompt'] - shares['before']):+.1f} pts |"
         )
-    return rows + ["", "## Dimensions before and after (eval items)", ""]
+    return rows + [""]
 
 
 def _persona(pole: str) -> str:

@@ -1,0 +1,234 @@
+"""The study's analyses, computed from the units' cached results (no model needed):
+dose-response, jailbreak by pole, steering vs prompting, across models. The paper side by side
+lives in ``paper``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from traitlens.items import DIMENSIONS
+from traitlens.study.execute import StudyRun
+from traitlens.study.spec import Condition
+from traitlens.study.stats import ItemMatrix, holm, mcnemar, paired_difference, pearson_ci, slope_test
+
+__all__ = ["Table", "dose_response", "jailbreak_by_pole", "steering_vs_prompting", "models", "POLE_DIM"]
+
+POLE_DIM = {p: d for d, poles in DIMENSIONS.items() for p in poles}
+
+
+class Table:
+    """The study's results indexed by (model, condition label, target)."""
+
+    def __init__(self, run: StudyRun) -> None:
+        self.run = run
+        self.cells: dict[tuple[str, str, str], dict] = {}
+        for r in run.results:
+            unit = r["unit"]
+            self.cells[(unit.model, unit.condition.label, unit.target)] = r["result"]
+        self.bank = next((t for t, _ in run.spec.instruments if t.startswith("bank:")), None)
+        self.suites = list(run.spec.suites)
+
+    def get(self, model: str, condition: Condition, target: str) -> dict | None:
+        return self.cells.get((model, condition.label, target))
+
+    def row(self, model: str, condition: Condition, target: str, metric: str | None = None) -> dict | None:
+        result = self.get(model, condition, target)
+        if result is None:
+            return None
+        return next((r for r in result["rows"] if metric is None or r["metric"] == metric), None)
+
+    def share(self, model: str, condition: Condition, pole: str, target: str | None = None) -> float | None:
+        """Share of ``pole`` on an instrument (default: the bank)."""
+        first = DIMENSIONS[POLE_DIM[pole]][0]
+        row = self.row(model, condition, target or self.bank or "", f"share_{first}")
+        if row is None:
+            return None
+        return row["value"] if pole == first else 1 - row["value"]
+
+    def value(self, model: str, condition: Condition, target: str) -> float | None:
+        row = self.row(model, condition, target)
+        return None if row is None else row["value"]
+
+    def items(self, model: str, condition: Condition, suite: str) -> dict | None:
+        result = self.get(model, condition, f"suite:{suite}")
+        return None if result is None else result["details"].get("items")
+
+    def vectors(self, model: str) -> dict[str, list[Condition]]:
+        out: dict[str, list[Condition]] = {}
+        for c in self.run.spec.conditions[model]:
+            if c.kind == "vector":
+                out.setdefault(c.name, []).append(c)
+        return {k: sorted(v, key=lambda c: c.multiple) for k, v in out.items()}
+
+
+NONE = Condition("none")
+
+
+def _shift(table: Table, model: str, condition: Condition, pole: str, target: str | None = None) -> float | None:
+    after, before = table.share(model, condition, pole, target), table.share(model, NONE, pole, target)
+    return None if after is None or before is None else after - before
+
+
+def _off_target(table: Table, model: str, condition: Condition, dimension: str) -> float | None:
+    shifts = [_shift(table, model, condition, DIMENSIONS[d][0]) for d in DIMENSIONS if d != dimension and table.bank]
+    shifts = [abs(s) for s in shifts if s is not None]
+    return max(shifts) if shifts else None
+
+
+def dose_response(table: Table, model: str) -> dict[str, Any]:
+    """Per edit: target share, off-target shift, perplexity and every safety metric against the
+    strength (none = 0); per safety metric, its slope per 10 points of target share (paired
+    bootstrap CI, within-item permutation p, Holm-corrected across the whole family)."""
+    edits, family = {}, []
+    for name, conditions in table.vectors(model).items():
+        pole, dimension = name[1], POLE_DIM[name[1]]
+        chain = [NONE] + conditions
+        points = []
+        for c in chain:
+            share = table.share(model, c, pole)
+            point = {
+                "multiple": c.multiple,
+                "target_share": share,
+                "off_target_shift": _off_target(table, model, c, dimension),
+                "perplexity": table.value(model, c, "perplexity"),
+            }
+            for suite in table.suites:
+                row = table.row(model, c, f"suite:{suite}")
+                if row is not None:
+                    point[suite] = {"value": row["value"], "ci": row["ci"], "n": row["n"], "mdd": row.get("mdd")}
+            points.append(point)
+        slopes = {}
+        for suite in table.suites:
+            usable = [c for c in chain if table.items(model, c, suite) and table.share(model, c, pole) is not None]
+            if len(usable) < 3:
+                continue
+            matrix = ItemMatrix.from_items([table.items(model, c, suite) for c in usable])
+            test = slope_test([table.share(model, c, pole) for c in usable], matrix)
+            slopes[suite] = test | {"conditions": len(usable)}
+            family.append((name, suite))
+        edits[name] = {"target_pole": pole, "points": points, "slopes": slopes}
+    adjusted = holm([edits[n]["slopes"][s]["p"] for n, s in family]) if family else []
+    for (name, suite), p in zip(family, adjusted, strict=True):
+        edits[name]["slopes"][suite]["p_holm"] = p
+    return {"edits": edits, "family_size": len(family)}
+
+
+def _matched(table: Table, model: str, toward_a: list[Condition], toward_b: list[Condition]):
+    """The pair of strengths (one per pole) with jailbreak results whose perplexities are closest."""
+    pairs = [
+        (abs((table.value(model, a, "perplexity") or 0) - (table.value(model, b, "perplexity") or 0)), a, b)
+        for a in toward_a
+        for b in toward_b
+        if table.items(model, a, "jailbreak") and table.items(model, b, "jailbreak")
+    ]
+    return min(pairs, key=lambda t: (t[0], abs(t[1].multiple - 1) + abs(t[2].multiple - 1)))[1:] if pairs else None
+
+
+def jailbreak_by_pole(table: Table, model: str) -> dict[str, Any]:
+    """Fig. 6 by steering: attack success under the vector towards each pole of a dimension, at
+    matched perplexity, paired over the same (goal, attack) prompts (exact McNemar per attack)."""
+    vectors, out = table.vectors(model), {}
+    for dimension, (a, b) in DIMENSIONS.items():
+        pair = _matched(table, model, vectors.get(b + a, []), vectors.get(a + b, []))
+        if pair is None:
+            continue
+        ca, cb = pair
+        cells_a, cells_b = table.items(model, ca, "jailbreak")["cells"], table.items(model, cb, "jailbreak")["cells"]
+        attacks = list(dict.fromkeys(c[1] for c in cells_a))
+        per_attack = {}
+        for attack in attacks + ["all"]:
+            xa = [c[2] for c in cells_a if attack in ("all", c[1])]
+            xb = [c[2] for c in cells_b if attack in ("all", c[1])]
+            per_attack[attack] = {
+                a: sum(xa) / len(xa),
+                b: sum(xb) / len(xb),
+                "diff": (sum(xa) - sum(xb)) / len(xa),
+                "mcnemar": mcnemar(xa, xb),
+            }
+        matrix = ItemMatrix.from_items([table.items(model, ca, "jailbreak"), table.items(model, cb, "jailbreak")])
+        out[dimension] = {
+            "poles": [a, b],
+            "conditions": [ca.label, cb.label],
+            "perplexity": [table.value(model, ca, "perplexity"), table.value(model, cb, "perplexity")],
+            "target_shift": [_shift(table, model, ca, a), _shift(table, model, cb, b)],
+            "n_goals": matrix.values.shape[1],
+            "by_attack": per_attack,
+            "diff_ci": paired_difference(matrix, 1, 0),  # a minus b, clustered by goal
+        }
+    return out
+
+
+def _interpolate(xs: list[float], ys: list[float | None], x: float) -> float | None:
+    pts = sorted((a, b) for a, b in zip(xs, ys, strict=True) if a is not None and b is not None)
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
+        if min(x0, x1) <= x <= max(x0, x1) and x1 != x0:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return None
+
+
+def steering_vs_prompting(table: Table, model: str) -> dict[str, Any]:
+    """Per pole with both a vector towards it and its persona prompt: trait shift (every
+    instrument), off-target shift, perplexity and safety deltas against none; and the vector's
+    perplexity interpolated to the prompt's trait shift (equal shift)."""
+    vectors, out = table.vectors(model), {}
+    instruments = [t for t, _ in table.run.spec.instruments]
+    for condition in table.run.spec.conditions[model]:
+        if condition.kind != "persona":
+            continue
+        pole = condition.name
+        dimension = POLE_DIM[pole]
+        other = next(p for p in DIMENSIONS[dimension] if p != pole)
+        chain = vectors.get(other + pole)
+        if not chain:
+            continue
+        vector = min(chain, key=lambda c: abs(c.multiple - 1))
+        arms = {"vector": vector, "prompt": condition}
+        entry: dict[str, Any] = {"labels": {"vector": vector.label, "prompt": condition.label}}
+        for arm, c in arms.items():
+            safety = {}
+            for suite in table.suites:
+                items, base = table.items(model, c, suite), table.items(model, NONE, suite)
+                if items and base:
+                    safety[suite] = paired_difference(ItemMatrix.from_items([base, items]), 0, 1)
+            ppl, base_ppl = table.value(model, c, "perplexity"), table.value(model, NONE, "perplexity")
+            entry[arm] = {
+                "shift": {t: _shift(table, model, c, pole, t) for t in instruments},
+                "off_target_shift": _off_target(table, model, c, dimension),
+                "perplexity_change": None if not ppl or not base_ppl else ppl / base_ppl - 1,
+                "safety_delta": safety,
+            }
+        full = [NONE] + chain
+        shares = [table.share(model, c, pole) for c in full]
+        ppls = [table.value(model, c, "perplexity") for c in full]
+        target = table.share(model, condition, pole)
+        base_ppl = table.value(model, NONE, "perplexity")
+        at = _interpolate(shares, ppls, target) if target is not None else None
+        entry["vector_at_prompt_shift"] = {
+            "multiple": _interpolate(shares, [c.multiple for c in full], target) if target is not None else None,
+            "perplexity_change": None if at is None or not base_ppl else at / base_ppl - 1,
+        }
+        out[pole] = entry
+    return out
+
+
+def models(table: Table) -> dict[str, Any]:
+    """Type per model (unsteered) and the association, pooled over every condition of every
+    model, between each dimension's first-pole share and each safety metric."""
+    spec = table.run.spec
+    types = {}
+    for model in spec.models:
+        result = table.get(model, NONE, table.bank or "")
+        types[model] = None if result is None else result["details"].get("type")
+    associations = {}
+    for first, _ in DIMENSIONS.values():
+        for suite in table.suites:
+            xs, ys = [], []
+            for model in spec.models:
+                for c in spec.conditions[model]:
+                    share, value = table.share(model, c, first), table.value(model, c, f"suite:{suite}")
+                    if share is not None and value is not None and math.isfinite(value):
+                        xs.append(share)
+                        ys.append(value)
+            associations[f"{first}|{suite}"] = pearson_ci(xs, ys)
+    return {"types": types, "associations": associations}

@@ -1,0 +1,137 @@
+"""Paired statistics for study analyses: every condition of a study sees the same items, so
+differences and slopes are tested within items (paired bootstrap, within-item permutation,
+exact McNemar), and a family of tests is Holm-corrected."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "ItemMatrix",
+    "slope_per_10",
+    "slope_test",
+    "paired_difference",
+    "mcnemar",
+    "holm",
+    "pearson_ci",
+    "mdd_proportion",
+]
+
+
+def _f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    tp = float(((truth == 1) & (pred == 1)).sum())
+    denom = float((truth == 1).sum() + (pred == 1).sum())
+    return 2 * tp / denom if denom else 0.0
+
+
+class ItemMatrix:
+    """Per-item values of one metric under several conditions: ``values[c, i]`` (a prediction
+    for F1 metrics, with the shared ``truth``; a score whose mean is the metric otherwise)."""
+
+    def __init__(self, values: Sequence[Sequence[float]], truth: Sequence[int] | None = None) -> None:
+        self.values = np.asarray(values, dtype=float)
+        self.truth = None if truth is None else np.asarray(truth, dtype=float)
+
+    @classmethod
+    def from_items(cls, items: Sequence[dict]) -> ItemMatrix:
+        lengths = {len(i.get("pred", i.get("x", []))) for i in items}
+        if len(lengths) != 1:
+            raise ValueError("conditions saw different items; paired statistics need the same ones")
+        if "pred" in items[0]:
+            return cls([i["pred"] for i in items], items[0]["truth"])
+        return cls([i["x"] for i in items])
+
+    def metric(self, values: np.ndarray | None = None, columns: np.ndarray | None = None) -> np.ndarray:
+        """The metric per condition (optionally on resampled item ``columns``)."""
+        v = self.values if values is None else values
+        if columns is not None:
+            v = v[:, columns]
+        if self.truth is None:
+            return v.mean(axis=1)
+        truth = self.truth if columns is None else self.truth[columns]
+        return np.array([_f1(truth, row) for row in v])
+
+
+def slope_per_10(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of ``y`` per 10 points (0.10) of ``x``."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    var = float(((x - x.mean()) ** 2).sum())
+    return float(((x - x.mean()) * (y - y.mean())).sum() / var * 0.10) if var > 0 else float("nan")
+
+
+def slope_test(shares: Sequence[float], matrix: ItemMatrix, resamples: int = 1000, seed: int = 0) -> dict:
+    """Slope of the metric against the trait share across conditions: bootstrap CI over items
+    (paired: an item is resampled under every condition at once) and a permutation p-value that
+    shuffles each item's values across conditions (the null: the condition changes nothing)."""
+    rng = np.random.default_rng(seed)
+    observed = slope_per_10(shares, matrix.metric())
+    n = matrix.values.shape[1]
+    boots = [slope_per_10(shares, matrix.metric(columns=rng.integers(0, n, n))) for _ in range(resamples)]
+    boots = np.asarray([b for b in boots if math.isfinite(b)])
+    extreme = 0
+    for _ in range(resamples):
+        shuffled = np.take_along_axis(matrix.values, rng.permuted(np.indices(matrix.values.shape)[0], axis=0), 0)
+        extreme += abs(slope_per_10(shares, matrix.metric(shuffled))) >= abs(observed) - 1e-12
+    ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if len(boots) else [math.nan] * 2
+    return {"slope_per_10pts": observed, "ci": ci, "p": (extreme + 1) / (resamples + 1), "n_items": n}
+
+
+def paired_difference(matrix: ItemMatrix, a: int, b: int, resamples: int = 1000, seed: int = 0) -> dict:
+    """Metric under condition ``b`` minus under ``a``, with a paired bootstrap CI over items."""
+    rng = np.random.default_rng(seed)
+    both = ItemMatrix(matrix.values[[a, b]], matrix.truth)
+    values = both.metric()
+    n = both.values.shape[1]
+    diffs = []
+    for _ in range(resamples):
+        m = both.metric(columns=rng.integers(0, n, n))
+        diffs.append(m[1] - m[0])
+    return {
+        "delta": float(values[1] - values[0]),
+        "ci": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))],
+        "n_items": n,
+    }
+
+
+def mcnemar(a: Sequence[int], b: Sequence[int]) -> dict:
+    """Exact two-sided McNemar test on paired binary outcomes."""
+    a, b = np.asarray(a, int), np.asarray(b, int)
+    only_a, only_b = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+    k, n = min(only_a, only_b), only_a + only_b
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+    return {"only_first": only_a, "only_second": only_b, "p": p, "n_pairs": len(a)}
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given)."""
+    order = np.argsort(pvalues)
+    m, adjusted, running = len(pvalues), [0.0] * len(pvalues), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def pearson_ci(x: Sequence[float], y: Sequence[float], resamples: int = 1000, seed: int = 0) -> dict:
+    """Pearson r with a bootstrap CI over the paired points (conditions)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return {"r": math.nan, "ci": [math.nan, math.nan], "n": len(x)}
+    rng = np.random.default_rng(seed)
+    rs = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(x), len(x))
+        if x[idx].std() > 0 and y[idx].std() > 0:
+            rs.append(float(np.corrcoef(x[idx], y[idx])[0, 1]))
+    r = float(np.corrcoef(x, y)[0, 1])
+    return {"r": r, "ci": [float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))], "n": len(x)}
+
+
+def mdd_proportion(p: float, n: int) -> float:
+    """Smallest difference between two proportions near ``p`` that n items per arm detect
+    (two-sided 5%, 80% power); paired designs with correlated items detect somewhat less."""
+    p = min(max(p, 0.05), 0.95)
+    return (1.96 + 0.84) * math.sqrt(2 * p * (1 - p) / max(n, 1))

@@ -1,0 +1,156 @@
+"""One unit of a study, run on a loaded model, and the content hash that caches it.
+
+A unit's key covers everything that determines its result: the unit itself (model, condition,
+target, n, seed), the model's identity, the vector's files, the target's data file and the
+traitlens version. Its result is a JSON object with one row per measured metric plus the
+per-item values the paired analyses need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from traitlens.errors import TraitlensError
+from traitlens.study.spec import Condition, Unit, file_digest
+
+__all__ = ["unit_key", "model_identity", "intervention_for", "run_unit", "item_values"]
+
+_MODELS: dict[str, Any] = {}  # one loaded model per worker process, reused across units
+
+
+def model_identity(spec: str) -> str:
+    """Identity of a model without loading it: the pinned file hash of a built-in model, the
+    contents' digest of a local file or checkpoint directory."""
+    from traitlens.models import registry
+
+    pinned = {registry.DEFAULT_MODEL: registry.SMOLLM2_SHA256, "gemma-3-270m": registry.GEMMA_SHA256}
+    if spec in pinned:
+        return f"{spec}:{pinned[spec]}"
+    if spec == "tiny":
+        return "tiny"  # seeded random weights, fixed by the traitlens version in every key
+    return f"{Path(spec).name}:{file_digest(spec)}"
+
+
+def _source_digest(unit: Unit) -> str:
+    if unit.target.startswith("suite:"):
+        from traitlens.bench.loaders import resolve
+
+        return file_digest(resolve(unit.target.split(":", 1)[1], unit.source or None))
+    return file_digest(unit.source) if unit.source else ""
+
+
+def unit_key(unit: Unit, identities: dict[str, str]) -> str:
+    from traitlens import __version__
+
+    payload = {
+        "unit": unit.describe(),
+        "model": identities[unit.model],
+        "vector": file_digest(unit.condition.path) if unit.condition.path else "",
+        "source": _source_digest(unit),
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _model(spec: str):
+    if spec not in _MODELS:
+        from traitlens.models import load_model
+
+        _MODELS.clear()  # one model per worker: a study groups its units by model
+        import torch
+
+        _MODELS[spec] = load_model(spec, device="cuda" if torch.cuda.is_available() else "cpu")
+    return _MODELS[spec]
+
+
+def intervention_for(model, condition: Condition):
+    if condition.kind == "none":
+        return None
+    if condition.kind == "persona":
+        from traitlens.personas import PersonaPrompt
+
+        return PersonaPrompt(condition.name)
+    from traitlens.steering.artifact import load_vector
+    from traitlens.steering.inject import load_intervention
+
+    recommended = load_vector(condition.path).recommended_alpha
+    if recommended is None:
+        raise TraitlensError(f"{condition.path}: no recommended alpha recorded")
+    return load_intervention(condition.path, model, alpha=recommended * condition.multiple)
+
+
+def item_values(result) -> dict[str, Any]:
+    """What a paired analysis needs of a suite: per-item truth/prediction (F1 suites), per-item
+    scores (rate suites), and for jailbreak every (goal, attack) outcome."""
+    records = result.records
+    if result.metric == "f1":
+        return {"truth": [r["label"] for r in records], "pred": [r["predicted"] for r in records]}
+    if result.suite == "jailbreak":
+        goals = list(dict.fromkeys(r["goal"] for r in records))
+        index = {g: k for k, g in enumerate(goals)}
+        cells = [[index[r["goal"]], r["attack"], int(r["outcome"] == "complied")] for r in records]
+        per_goal = [0.0] * len(goals)
+        attacks = len({r["attack"] for r in records})
+        for goal, _, hit in cells:
+            per_goal[goal] += hit / attacks
+        return {"x": per_goal, "cells": cells}
+    if result.metric == "toxic_ratio":
+        from traitlens.bench import SUITES
+
+        return {"x": [float(r["score"] >= SUITES["toxicity"].threshold) for r in records]}
+    keys = {"refusal_rate": "refused", "disclosure_rate": "leaked"}
+    if result.metric in keys:
+        return {"x": [float(r[keys[result.metric]]) for r in records]}
+    if result.metric == "accuracy":
+        return {"x": [float(r["answer"] == r["picked"]) for r in records]}
+    return {}
+
+
+def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
+    from traitlens.assess import assess
+    from traitlens.items import default_items, load_items
+
+    kind, name = unit.target.split(":", 1)
+    bank, split = (default_items(), name) if kind == "bank" else (load_items(unit.source), "all")
+    system = getattr(intervention, "system", None)
+    steering = None if system is not None else intervention
+    result = assess(model, bank, split=split, system=system, intervention=steering, seed=unit.seed)
+    rows = [
+        {
+            "metric": f"share_{d.poles[0]}",
+            "value": d.share_first,
+            "ci": list(d.ci95_first),
+            "n": d.n_items,
+            "readout": d.readout,
+        }
+        for d in result.dimensions.values()
+    ]
+    return rows, {"type": result.type}
+
+
+def run_unit(unit: Unit) -> dict[str, Any]:
+    """Run one unit (loading its model once per process) and return its result."""
+    start = time.perf_counter()
+    model = _model(unit.model)
+    intervention = intervention_for(model, unit.condition)
+    details: dict[str, Any] = {}
+    if unit.target == "perplexity":
+        from traitlens.capability import perplexity
+
+        rows = [{"metric": "perplexity", "value": perplexity(model, intervention=intervention), "ci": None, "n": None}]
+    elif unit.target.startswith("suite:"):
+        from traitlens.bench import run_suites
+
+        name = unit.target.split(":", 1)[1]
+        result = run_suites(model, [name], intervention, unit.source or None, unit.n)[name]
+        rows = [
+            {"metric": result.metric, "value": result.value, "ci": list(result.ci95), "n": result.n, "mdd": result.mdd}
+        ]
+        details = {"items": item_values(result), "extra": result.extra, "higher_is_better": result.higher_is_better}
+    else:
+        rows, details = _assess_rows(model, unit, intervention)
+    return {"rows": rows, "details": details, "seconds": time.perf_counter() - start}

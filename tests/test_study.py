@@ -1,0 +1,197 @@
+"""Studies: spec validation, Ray execution with a content-hash cache that survives a kill,
+failed units, report-only re-rendering, and the paired statistics behind the analyses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_clean_error, run_cli
+
+from traitlens.study import execute, load_spec, write_report
+from traitlens.study.stats import ItemMatrix, holm, mcnemar, paired_difference, slope_test
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "studies" / "smoke.toml"
+
+
+def _spec(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "vectors").symlink_to(ROOT / "studies" / "vectors", target_is_directory=True)
+    path = tmp_path / "bad.toml"
+    path.write_text('models = ["tiny"]\nvector_root = "vectors"\n' + body)
+    return path
+
+
+@pytest.mark.parametrize(
+    "body, key, reason",
+    [
+        ('colour = "red"\n', "colour", "unknown key"),
+        ('[interventions]\nvectors = ["XY"]\n', "interventions.vectors", "no vector 'XY' for tiny"),
+        ("[interventions]\nnone = false\n", "interventions", "empty grid"),
+        ('[interventions]\nvectors = ["JP"]\nmultiples = [nan]\n', "interventions.multiples", "not finite"),
+        ('[interventions]\nvectors = ["JP"]\nmultiples = [1, 1.0]\n', "interventions", "duplicate units"),
+        ('[interventions]\npersonas = ["Q"]\n', "interventions.personas", "unknown pole 'Q'"),
+        ("[suites.vibes]\nn = 3\n", "suites.vibes", "unknown suite"),
+        ("[suites.privacy]\nn = 0\n", "suites.privacy.n", "positive integer"),
+        ('[suites.privacy]\nat = "sometimes"\n', "suites.privacy.at", "not one of"),
+        ('[instruments]\nitems = ["missing.jsonl"]\n', "instruments.items", "file not found"),
+    ],
+)
+def test_bad_spec_fails_before_any_model_loads(tmp_path, body, key, reason):
+    path = _spec(tmp_path, body)
+    result = run_cli("study", str(path), "--out", str(tmp_path / "out"), "--executor", "local")
+    assert_clean_error(result, str(path), key, reason)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_model_and_bad_toml(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('models = ["gpt-9"]\n')
+    assert_clean_error(run_cli("study", str(path)), "models", "unknown model 'gpt-9'")
+    path.write_text("models = [\n")
+    assert_clean_error(run_cli("study", str(path)), "not valid TOML")
+
+
+def test_unreachable_address_is_one_line(tmp_path):
+    result = run_cli("study", str(SMOKE), "--out", str(tmp_path / "o"), "--address", "127.0.0.1:9")
+    assert_clean_error(result, "cannot reach a Ray cluster at 127.0.0.1:9")
+
+
+def _unit_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (out / "units").glob("*.json")} if (out / "units").is_dir() else {}
+
+
+def test_killed_ray_study_resumes_without_recomputing(tmp_path):
+    """The smoke study on Ray is killed (SIGKILL, the whole process group) after a few units;
+    the rerun reads those back untouched and computes only the rest."""
+    out = tmp_path / "smoke"
+    code = "from traitlens.cli.app import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "study", str(SMOKE), "--out", str(out), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while len(_unit_files(out)) < 4 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _unit_files(out)
+    spec = load_spec(SMOKE)
+    total = len(spec.units())
+    assert 4 <= len(before) < total, "the kill should land mid-study"
+    assert not (out / "study.json").exists()
+    run = execute(spec, out, executor="ray", workers=2)
+    assert run.executor["kind"] == "ray" and not run.failed
+    assert run.computed == total - len(before)
+    cached = {r["key"] for r in run.results if r["cached"]}
+    assert cached == {name[:-5] for name in before}
+    after = _unit_files(out)
+    assert all(after[name] == content for name, content in before.items())  # read back, never rewritten
+    data = write_report(run, out)
+    assert {"spec", "executor", "units", "analyses"} <= set(data)
+    assert set(data["analyses"]) == {"dose_response", "jailbreak_by_pole", "steering_vs_prompting", "models", "paper"}
+    row = data["units"][0]
+    assert {"model", "intervention", "target", "n", "metric", "value", "ci", "seconds", "cached"} <= set(row)
+    # A finished study re-renders without loading a model, everything from the cache.
+    import traitlens.study.units as units
+
+    def no_model(spec):
+        raise AssertionError("a report-only run must not load a model")
+
+    original, units._model = units._model, no_model
+    try:
+        again = execute(spec, out, executor="ray", dry=True)
+    finally:
+        units._model = original
+    assert again.computed == 0 and len(again.results) == total
+    write_report(again, out)
+    assert "## Dose-response (tiny)" in (out / "study.md").read_text()
+
+
+def test_a_crashing_unit_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
+    import importlib
+
+    execute_module = importlib.import_module("traitlens.study.execute")  # the package exports a function of that name
+    real = execute_module.run_unit
+
+    def flaky(unit):
+        if unit.target == "suite:jailbreak" and unit.condition.kind == "persona":
+            raise RuntimeError("the judge fell over")
+        return real(unit)
+
+    monkeypatch.setattr(execute_module, "run_unit", flaky)
+    spec = load_spec(SMOKE)
+    run = execute(spec, tmp_path / "s", executor="local")
+    assert len(run.failed) == 2 and all("the judge fell over" in f["error"] for f in run.failed)
+    assert len(run.results) == len(spec.units()) - 2
+    write_report(run, tmp_path / "s")
+    assert "**Failed units**" in (tmp_path / "s" / "study.md").read_text()
+    monkeypatch.setattr(execute_module, "run_unit", real)
+    rerun = execute(spec, tmp_path / "s", executor="local")  # failures are not cached: retried
+    assert rerun.computed == 2 and not rerun.failed
+
+
+def test_another_spec_in_the_same_directory_keeps_its_units_apart(tmp_path):
+    out = tmp_path / "s"
+    first = load_spec(SMOKE)
+    execute(first, out, executor="local")
+    changed = tmp_path / "changed.toml"
+    changed.write_text(SMOKE.read_text().replace("n = 6", "n = 5").replace('vector_root = "vectors"', ""))
+    (tmp_path / "vectors").symlink_to(ROOT / "studies" / "vectors", target_is_directory=True)
+    second = load_spec(changed)
+    run = execute(second, out, executor="local")
+    privacy = [r for r in run.results if r["unit"].target == "suite:privacy"]
+    assert privacy and not any(r["cached"] for r in privacy)  # a different n: a different unit
+    assert all(r["cached"] for r in run.results if r["unit"].target != "suite:privacy")
+    assert {r["result"]["rows"][0]["n"] for r in privacy} == {5}
+
+
+def test_persona_prompt_reaches_every_bench_prompt(tiny):
+    from traitlens.bench.common import chat_prompts
+    from traitlens.personas import PersonaPrompt, persona_prompt
+
+    plain = tiny.tokenizer.decode(chat_prompts(tiny, ["hello"])[0])
+    prompted = tiny.tokenizer.decode(chat_prompts(tiny, ["hello"], PersonaPrompt("P"))[0])
+    assert persona_prompt("P") in prompted and persona_prompt("P") not in plain
+
+
+def test_slope_test_finds_a_planted_slope_and_not_a_null():
+    rng = np.random.default_rng(0)
+    shares = [0.3, 0.5, 0.7]
+    planted = ItemMatrix([(rng.random(200) < p).astype(float) for p in (0.2, 0.4, 0.6)])
+    test = slope_test(shares, planted, resamples=300)
+    assert test["p"] < 0.01 and test["ci"][0] > 0 and abs(test["slope_per_10pts"] - 0.1) < 0.04
+    null = ItemMatrix([(rng.random(200) < 0.4).astype(float) for _ in shares])
+    assert slope_test(shares, null, resamples=300)["p"] > 0.05
+
+
+def test_paired_f1_difference_and_mcnemar_and_holm():
+    truth = [1, 1, 1, 1, 0, 0, 0, 0]
+    matrix = ItemMatrix([[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]], truth)
+    diff = paired_difference(matrix, 0, 1, resamples=200)
+    assert diff["delta"] == pytest.approx(1.0 - 2 * 2 / 6)
+    assert mcnemar([1] * 10 + [0] * 10, [0] * 10 + [0] * 10) == {
+        "only_first": 10,
+        "only_second": 0,
+        "p": pytest.approx(2 / 2**10),
+        "n_pairs": 20,
+    }
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_smoke_spec_expands_to_the_documented_grid():
+    spec = load_spec(SMOKE)
+    labels = {c.label for c in spec.conditions["tiny"]}
+    assert labels == {"none", "JP x0.5", "JP x1", "PJ x0.5", "PJ x1", "persona J", "persona P"}
+    jailbreak = [u for u in spec.units() if u.target == "suite:jailbreak"]
+    assert {u.condition.label for u in jailbreak} == {"none", "JP x1", "PJ x1", "persona J", "persona P"}
+    assert json.dumps([u.describe() for u in spec.units()])  # serialisable
