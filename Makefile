@@ -58,6 +58,13 @@ LIMIT ?= 40
 bench:
 	$(VENV)/bin/traitlens bench --model $(MODEL) --limit $(LIMIT) $(if $(DATA),--data $(DATA)) --out runs/bench
 
+# The paper's experiments as one resumable study on Ray (about an hour on 2 cores; rerun to resume).
+# FULL=1: the full grid (hours here; minutes on a cluster: ADDRESS=HOST:PORT joins one).
+.PHONY: paper
+paper:
+	$(VENV)/bin/traitlens study studies/$(if $(FULL),paper-full,paper).toml --out runs/paper \
+		--data $(or $(DATA),../shared/data) $(if $(ADDRESS),--address $(ADDRESS))
+
 # The playground: a local page to steer the model (http://127.0.0.1:8765).
 .PHONY: serve
 serve:
@@ -77,6 +84,7 @@ perf:
 	$(PY) benchmarks/assess_protocols.py --per-dimension 4
 	$(PY) benchmarks/kernel.py
 	$(PY) benchmarks/scaling.py
+	$(PY) benchmarks/study_workers.py
 	$(PY) benchmarks/report.py
 
 # Optional second real model (a base model): gemma-3-270m, GGUF split over five PyPI packages.

@@ -75,13 +75,27 @@ def section(name: str, data: dict) -> str:
         lines += [f"| {axis} | {n} | {c:.2f} | {t:.2f} |" for axis, rows in data["table"].items() for n, c, t in rows]
         lines += ["", "| measure | exponent k (time ~ size^k) |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in data["exponents"].items()]
+    elif name == "study_workers":
+        lines += [
+            f"The same {data['units']}-unit study on {data['model']}, from an empty cache: 1 worker "
+            f"{data['seconds']['workers1']:.0f} s, 2 workers {data['seconds']['workers2']:.0f} s: "
+            f"**{data['speedup_2_over_1']:.2f}x** with 2 workers on {data['machine']['cores']} cores.",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     notes_path = ROOT / "NOTES.md"
     parts = [HEADER]
-    for name in ("steering_speed", "peers", "collection", "assess_protocols", "kernel", "scaling"):
+    for name in (
+        "steering_speed",
+        "peers",
+        "collection",
+        "assess_protocols",
+        "kernel",
+        "scaling",
+        "study_workers",
+    ):
         path = RESULTS_DIR / f"{name}.json"
         if path.is_file():
             parts.append(section(name, json.loads(path.read_text())))

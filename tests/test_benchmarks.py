@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["assess_protocols", "collection", "steering_speed", "kernel", "peers", "scaling"]
+SCRIPTS = ["assess_protocols", "collection", "steering_speed", "kernel", "peers", "scaling", "study_workers"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

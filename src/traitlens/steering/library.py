@@ -19,26 +19,37 @@ ORDER = ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ")
 
 def library_table(root: Path) -> str:
     rows = [
-        "| edit | layer | alpha (x resid norm) | target share before -> after (eval) | train, where alpha was chosen | letter | goal met | perplexity change |",
-        "|---|---|---|---|---|---|---|---|",
+        "| edit | recipe | layers | alpha | target share before -> after (eval) | shift (eval) | persona prompt (eval) "
+        "| words32 shift / prompt | train, where chosen | letter | perplexity change |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for trait in ORDER:
         directory = root / trait
         if not (directory / FILES["meta"]).is_file():
-            rows.append(f"| {trait[0]} -> {trait[1]} | - | - | not generated | - | - | - | - |")
+            rows.append(f"| {trait[0]} -> {trait[1]} | not generated |" + " - |" * 9)
             continue
-        extra = load_vector(directory).extra
-        s = extra.get("edit_summary", {})
+        vector = load_vector(directory)
+        s = vector.extra.get("edit_summary", {})
         letter = (
             ("already " + trait[1])
             if s.get("already_target_before")
             else ("flipped" if s.get("flipped") else "not flipped")
         )
-        hit_guard = any(not point.get("guard_ok", True) for point in extra.get("alpha_curve", []))
-        goal = "yes" if s.get("goal_met_in_calibration") else ("no (guard)" if hit_guard else "no")
+        recipe = (vector.extra.get("recipe") or {}).get("name", vector.method)
+        layers = vector.layers
+        span = f"{layers[0]}" + (f"-{layers[-1]}" if len(layers) > 1 else "")
+        shift = s.get("after_share", 0) - s.get("before_share", 0)
+        prompt = s.get("persona_prompt_shift")
+        words = (s.get("extra_instruments") or {}).get("words32")
+        words_text = (
+            f"{100 * (words['after'] - words['before']):+.1f} / {100 * (words['persona_prompt'] - words['before']):+.1f}"
+            if words
+            else "-"
+        )
         rows.append(
-            f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {s.get('layer')} | {s.get('alpha', 0):.3g} | "
-            f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {_train(s, trait)} | {letter} | {goal} | "
+            f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {recipe} | {span} | {s.get('alpha', 0):.3g} | "
+            f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {100 * shift:+.1f} pts | "
+            f"{'-' if prompt is None else f'{100 * prompt:+.1f} pts'} | {words_text} | {_train(s, trait)} | {letter} | "
             f"{100 * s.get('perplexity_change', 0):+.1f}% |"
         )
     return "\n".join(rows)
@@ -61,12 +72,14 @@ scales, probe accuracy, the alpha curve and `recommended_alpha`), the edit's `re
 Use one: `traitlens assess --vector vectors/{root.name}/JP` (applies its recommended alpha), or
 in Python `traitlens.steering.artifact.load_vector(path)`.
 
-Target share is measured on the eval questionnaire items (16 per dimension), which played no
-part in the edit: the layer, alpha and each dimension's readout (chosen by validity: content-free
-share near 50% and the largest persona separation) were chosen on the train items. Perplexity is
-on the shipped neutral reference text. The goal is a flip past 50%, or baseline + 10 points when
-the model already has the target letter, on the train items; "no (guard)" means the +25%
-perplexity guard stopped the calibration first and the furthest safe move is shipped.
+Each edit compared several recipes (direction source, method, layer placement, injection mode) on
+the train questionnaire items, each climbed to the +25% perplexity guard, and ships the one that
+moved the target pole furthest within it (its `frontier.png` shows every recipe and the Pareto
+front). Every share in the table is on items that played no part in that choice: the bank's eval
+split (16 items per dimension) and `instruments/words32.jsonl` (8 per dimension), read with the
+readouts chosen on the train items. "Persona prompt" is the free baseline: the same items under a
+one-sentence system prompt asking for the target pole. Perplexity is on the shipped neutral
+reference text.
 
 {library_table(root)}
 """
