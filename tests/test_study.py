@@ -41,6 +41,7 @@ def _spec(tmp_path: Path, body: str) -> Path:
         ("[suites.vibes]\nn = 3\n", "suites.vibes", "unknown suite"),
         ("[suites.privacy]\nn = 0\n", "suites.privacy.n", "positive integer"),
         ('[suites.privacy]\nat = "sometimes"\n', "suites.privacy.at", "not one of"),
+        ('[suites.privacy]\nkinds = ["robot"]\n', "suites.privacy.kinds", "non-empty list"),
         ('[instruments]\nitems = ["missing.jsonl"]\n', "instruments.items", "file not found"),
     ],
 )

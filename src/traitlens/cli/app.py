@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # noqa: E402
 
 from traitlens import __version__  # noqa: E402
+from traitlens.cli.align_cmd import align_command  # noqa: E402
 from traitlens.cli.assess_cmd import assess_command  # noqa: E402
 from traitlens.cli.bench_cmd import bench_command  # noqa: E402
 from traitlens.cli.edit_cmd import edit_command  # noqa: E402
@@ -50,6 +51,7 @@ app.command("inspect")(inspect_command)
 app.command("serve")(serve_command)
 app.command("reverse")(reverse_command)
 app.command("study")(study_command)
+app.command("align")(align_command)
 
 
 def _version(value: bool) -> None:

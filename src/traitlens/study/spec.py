@@ -22,6 +22,7 @@ items = ["../instruments/words32.jsonl"]
 [suites.privacy]
 n = 50
 at = "all"                        # every condition; "recommended": none, multiple 1, personas
+kinds = ["none", "vector"]        # optional: only these kinds of condition (default: all)
 ```
 """
 
@@ -41,7 +42,8 @@ __all__ = ["Condition", "Unit", "StudySpec", "load_spec", "file_digest"]
 _TOP = {"name", "seeds", "models", "vector_root", "data", "interventions", "instruments", "suites", "perplexity"}
 _INTERVENTIONS = {"none", "vectors", "multiples", "personas"}
 _INSTRUMENTS = {"bank", "items"}
-_SUITE_KEYS = {"n", "at"}
+_SUITE_KEYS = {"n", "at", "kinds"}
+_KINDS = ("none", "vector", "persona")
 _AT = ("all", "recommended")
 
 
@@ -108,7 +110,7 @@ class StudySpec:
                     units.append(Unit(model, condition, "perplexity", None, seed))
                     units += [Unit(model, condition, target, None, seed, src) for target, src in self.instruments]
                     for suite, opts in self.suites.items():
-                        if opts["at"] == "all" or condition.recommended:
+                        if condition.kind in opts["kinds"] and (opts["at"] == "all" or condition.recommended):
                             units.append(Unit(model, condition, f"suite:{suite}", opts["n"], seed, self.data or ""))
         return units
 
@@ -223,16 +225,19 @@ def _suites(path: Path, raw: dict, data: str | None) -> dict[str, dict[str, Any]
             raise _fail(path, f"suites.{name}", "expected a table with n and at")
         for key in opts:
             if key not in _SUITE_KEYS:
-                raise _fail(path, f"suites.{name}.{key}", "unknown key (known: at, n)")
+                raise _fail(path, f"suites.{name}.{key}", "unknown key (known: at, kinds, n)")
         n = opts.get("n")
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
             raise _fail(path, f"suites.{name}.n", f"expected a positive integer, not {n!r}")
         at = opts.get("at", "recommended")
         if at not in _AT:
             raise _fail(path, f"suites.{name}.at", f"'{at}' is not one of {', '.join(_AT)}")
+        kinds = opts.get("kinds", list(_KINDS))
+        if not isinstance(kinds, list) or not kinds or any(k not in _KINDS for k in kinds):
+            raise _fail(path, f"suites.{name}.kinds", f"expected a non-empty list of {', '.join(_KINDS)}")
         if data is None and name not in SHIPPED:
             raise _fail(path, f"suites.{name}", "has no shipped sample: set data (or pass --data)")
-        out[name] = {"n": n, "at": at}
+        out[name] = {"n": n, "at": at, "kinds": kinds}
     return out
 
 

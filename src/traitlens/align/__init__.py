@@ -1,0 +1,81 @@
+"""``traitlens align``: make a base/aligned pair offline. A LoRA safety fine-tune (peft + TRL)
+and a control arm trained on neutral instructions alone, each saved as a merged safetensors
+checkpoint that ``--model DIR`` loads everywhere."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from traitlens._io import save_figure, write_text
+from traitlens.align.data import Example, load_neutral, load_safety
+from traitlens.align.train import ARMS, AlignConfig, check_out, own_answers, tokenize, train_arm
+from traitlens.errors import TraitlensError
+
+__all__ = ["align", "AlignConfig", "ARMS"]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _plot(records: list[dict[str, Any]], path: Path) -> None:
+    from traitlens.plotting import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for record in records:
+        ax.plot([e["step"] for e in record["losses"]], [e["loss"] for e in record["losses"]], label=record["arm"])
+    ax.set(xlabel="step", ylabel="training loss (answer tokens)", title="LoRA fine-tune")
+    ax.legend()
+    save_figure(fig, path)
+
+
+def align(
+    spec: str,
+    out: str | Path,
+    safety_file: str | Path,
+    neutral_file: str | Path,
+    config: AlignConfig | None = None,
+    arms: Sequence[str] = ARMS,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``arms`` of ``spec`` into ``out/<arm>``; returns each arm's record (losses, sizes)."""
+    config = config or AlignConfig()
+    out = Path(out)
+    for arm in arms:
+        if arm not in ARMS:
+            raise TraitlensError(f"unknown arm '{arm}' (choose from {', '.join(ARMS)})")
+        check_out(out / arm)
+    if config.steps < 1 or config.batch_size < 1:
+        raise TraitlensError("steps and batch size must be positive")
+    safety = load_safety(safety_file, config.n_safety) if "safety" in arms else []
+    neutral = load_neutral(neutral_file, config.n_neutral)  # before any model loads: bad data fails fast
+    from traitlens.models import load_model
+
+    model = load_model(spec)
+    tick = progress("own answers (neutral targets)", len(neutral)) if progress else None
+    answers = own_answers(model, [e.instruction for e in neutral], config.answer_tokens, tick)
+    neutral = [Example(e.instruction, a) for e, a in zip(neutral, answers, strict=True)]
+    meta = {"safety_file": str(safety_file), "neutral_file": str(neutral_file), "model_name": model.name}
+    meta |= {"n_safety": len(safety), "n_neutral": len(neutral), "neutral_digest": _digest(Path(neutral_file))}
+    records = []
+    for arm in arms:
+        examples = (safety + neutral) if arm == "safety" else neutral
+        rows = tokenize(model.tokenizer, examples, config.max_length)
+        tick = progress(f"train {arm}", config.steps) if progress else None
+        records.append(train_arm(spec, arm, rows, config, out / arm, meta, tick))
+    _plot(records, out / "loss.png")
+    lines = [f"# LoRA alignment of {model.name}", "", "| arm | examples | steps | first loss | last loss | seconds |"]
+    lines.append("|---|---|---|---|---|---|")
+    for r in records:
+        first, last = r["losses"][0]["loss"], r["losses"][-1]["loss"]
+        lines.append(
+            f"| {r['arm']} | {r['examples']} | {len(r['losses'])} | {first:.3f} | {last:.3f} | {r['seconds']} |"
+        )
+    lines += ["", f"Safety data `{safety_file}`; neutral instructions `{neutral_file}` answered by the base model.", ""]
+    lines += ["![loss](loss.png)", ""]
+    write_text(out / "report.md", "\n".join(lines))
+    return records
