@@ -116,14 +116,19 @@ def _dose_md(model: str, dose: dict, suites: list[str]) -> list[str]:
     return lines + ["", f"![dose-response]({model}-dose.png)", ""]
 
 
+def _section(title: str, present: bool, missing: str, columns: list[str]) -> list[str]:
+    """A heading, then either a table header or the reason the section is empty."""
+    if not present:
+        return [f"## {title}", "", missing, ""]
+    return [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def _pole_md(model: str, by_pole: dict) -> list[str]:
-    lines = [f"## Jailbreak success by pole ({model})", ""]
+    columns = ["dimension", "conditions", "perplexity", "attack", "ASR a", "ASR b", "a - b", "McNemar p"]
+    missing = "Not run: needs the jailbreak suite under both vectors of a dimension."
+    lines = _section(f"Jailbreak success by pole ({model})", bool(by_pole), missing, columns)
     if not by_pole:
-        return lines + ["Not run: needs the jailbreak suite under both vectors of a dimension.", ""]
-    lines += [
-        "| dimension | conditions | perplexity | attack | ASR a | ASR b | a - b | McNemar p |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        return lines
     for dim, e in by_pole.items():
         a, b = e["poles"]
         for attack, x in e["by_attack"].items():
@@ -135,13 +140,12 @@ def _pole_md(model: str, by_pole: dict) -> list[str]:
 
 
 def _prompt_md(model: str, versus: dict) -> list[str]:
-    lines = [f"## Steering vs prompting ({model})", ""]
+    columns = ["pole", "arm", "trait shift (pts, per instrument)", "off-target (pts)", "perplexity"]
+    columns.append("safety deltas vs none [95% CI]")
+    missing = "Not run: needs a vector and the persona prompt for the same pole."
+    lines = _section(f"Steering vs prompting ({model})", bool(versus), missing, columns)
     if not versus:
-        return lines + ["Not run: needs a vector and the persona prompt for the same pole.", ""]
-    lines += [
-        "| pole | arm | trait shift (pts, per instrument) | off-target (pts) | perplexity | safety deltas vs none [95% CI] |",
-        "|---|---|---|---|---|---|",
-    ]
+        return lines
     for pole, e in versus.items():
         for arm in ("vector", "prompt"):
             x = e[arm]
@@ -160,9 +164,24 @@ def _prompt_md(model: str, versus: dict) -> list[str]:
     return lines + ["", f"![steering vs prompting]({model}-prompting.png)", ""]
 
 
-def _models_md(across: dict) -> list[str]:
+def _models_md(across: dict, units: list[dict]) -> list[str]:
     lines = ["## Across models", "", "| model | type (unsteered) |", "|---|---|"]
     lines += [f"| {m} | {t or '-'} |" for m, t in across["types"].items()]
+    unsteered = [u for u in units if u["intervention"] == "none"]
+    models = list(dict.fromkeys(u["model"] for u in unsteered))
+    if len(models) > 1:
+        metrics = list(dict.fromkeys((u["target"], u["metric"]) for u in unsteered))
+        lines += ["", "Unsteered, per model (value [95% CI]):", ""]
+        lines += ["| target | metric | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+        for target, metric in metrics:
+            cells = []
+            for model in models:
+                u = next(
+                    (u for u in unsteered if (u["model"], u["target"], u["metric"]) == (model, target, metric)), None
+                )
+                ci = u["ci"] if u else None
+                cells.append("-" if u is None else f"{u['value']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+            lines.append(f"| {target} | {metric} | " + " | ".join(cells) + " |")
     lines += ["", "Association over all conditions (Pearson r, bootstrap 95% CI over conditions):", ""]
     lines += ["| first-pole share | metric | r | 95% CI | n conditions |", "|---|---|---|---|---|"]
     for key, a in across["associations"].items():
@@ -256,7 +275,7 @@ def write_report(run: StudyRun, out: str | Path) -> dict[str, Any]:
         lines += _dose_md(model, analyses["dose_response"][model], suites)
         lines += _pole_md(model, analyses["jailbreak_by_pole"][model])
         lines += _prompt_md(model, analyses["steering_vs_prompting"][model])
-    lines += _models_md(analyses["models"]) + _paper_md(analyses["paper"])
+    lines += _models_md(analyses["models"], data["units"]) + _paper_md(analyses["paper"])
     write_json(out / "study.json", data)
     write_text(out / "study.md", "\n".join(lines))
     return data
