@@ -20,6 +20,7 @@ from traitlens.study.spec import Condition, Unit, file_digest
 __all__ = ["unit_key", "model_identity", "intervention_for", "run_unit", "item_values"]
 
 _MODELS: dict[str, Any] = {}  # one loaded model per worker process, reused across units
+_READOUTS: dict[str, dict[str, str]] = {}  # per model: the readouts chosen on the bank's train split
 
 
 def model_identity(spec: str) -> str:
@@ -87,8 +88,9 @@ def item_values(result) -> dict[str, Any]:
     """What a paired analysis needs of a suite: per-item truth/prediction (F1 suites), per-item
     scores (rate suites), and for jailbreak every (goal, attack) outcome."""
     records = result.records
-    if result.metric == "f1":
-        return {"truth": [r["label"] for r in records], "pred": [r["predicted"] for r in records]}
+    if result.metric == "f1":  # the calibrated threshold: the raw one degenerates on small models
+        truth = [r["label"] for r in records]
+        return {"truth": truth, "pred": [r.get("predicted_calibrated", r["predicted"]) for r in records]}
     if result.suite == "jailbreak":
         goals = list(dict.fromkeys(r["goal"] for r in records))
         index = {g: k for k, g in enumerate(goals)}
@@ -110,6 +112,34 @@ def item_values(result) -> dict[str, Any]:
     return {}
 
 
+def _calibrated_f1(result) -> dict[str, Any]:
+    """F1 at the contextually calibrated threshold, with its bootstrap CI and MDD: the row the
+    analyses use (the raw row stays beside it)."""
+    import numpy as np
+
+    from traitlens.bench.base import bootstrap_metric, f1_score, minimum_detectable_difference
+
+    values = item_values(result)
+    truth, pred = np.asarray(values["truth"]), np.asarray(values["pred"])
+    value = f1_score(truth, pred)
+    ci = bootstrap_metric(lambda idx: f1_score(truth[idx], pred[idx]), len(truth))
+    mdd = minimum_detectable_difference(value, len(truth))
+    return {"metric": "f1_calibrated", "value": value, "ci": list(ci), "n": len(truth), "mdd": mdd}
+
+
+def _readouts(model, spec: str) -> dict[str, str]:
+    """Each dimension's readout, chosen by validity on the shipped bank's train split (as
+    ``traitlens edit`` chooses them), so every condition and instrument is read the same way as
+    the vectors' own reports."""
+    from traitlens.assess import assess
+    from traitlens.items import default_items
+
+    if spec not in _READOUTS:
+        chosen = assess(model, default_items(), split="train").dimensions
+        _READOUTS[spec] = {d: r.readout for d, r in chosen.items()}
+    return _READOUTS[spec]
+
+
 def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
     from traitlens.assess import assess
     from traitlens.items import default_items, load_items
@@ -118,7 +148,8 @@ def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
     bank, split = (default_items(), name) if kind == "bank" else (load_items(unit.source), "all")
     system = getattr(intervention, "system", None)
     steering = None if system is not None else intervention
-    result = assess(model, bank, split=split, system=system, intervention=steering, seed=unit.seed)
+    readout = {d: r for d, r in _readouts(model, unit.model).items() if any(i.dimension == d for i in bank)}
+    result = assess(model, bank, split=split, readout=readout, system=system, intervention=steering, seed=unit.seed)
     rows = [
         {
             "metric": f"share_{d.poles[0]}",
@@ -150,6 +181,8 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         rows = [
             {"metric": result.metric, "value": result.value, "ci": list(result.ci95), "n": result.n, "mdd": result.mdd}
         ]
+        if result.metric == "f1":
+            rows.insert(0, _calibrated_f1(result))
         details = {"items": item_values(result), "extra": result.extra, "higher_is_better": result.higher_is_better}
     else:
         rows, details = _assess_rows(model, unit, intervention)
