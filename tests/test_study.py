@@ -139,6 +139,10 @@ def test_a_crashing_unit_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch
     monkeypatch.setattr(execute_module, "run_unit", real)
     rerun = execute(spec, tmp_path / "s", executor="local")  # failures are not cached: retried
     assert rerun.computed == 2 and not rerun.failed
+    privacy = next(r["result"] for r in rerun.results if r["unit"].target == "suite:privacy")
+    assert [row["metric"] for row in privacy["rows"]] == ["f1_calibrated", "f1"]  # analysed row first
+    bank = [r["result"] for r in rerun.results if r["unit"].target == "bank:eval"]
+    assert len({tuple(row["readout"] for row in b["rows"]) for b in bank}) == 1  # one readout per dimension
 
 
 def test_another_spec_in_the_same_directory_keeps_its_units_apart(tmp_path):
