@@ -152,10 +152,15 @@ def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
     save_vector(_vector(tiny), root / "IE", {"edit_summary": missed, "alpha_curve": [{"guard_ok": True}]})
     (root.parent / "NOTES.md").write_text("Hand-written notes survive.\n")
     text = write_library_readme(root).read_text()
-    assert "| [J -> P](tiny/JP/report.md) | 2 | 0.2 | P 40.0% -> 55.0% | - | flipped | yes | +10.0% |" in text
-    assert "| P -> J | - | - | not generated | - | - | - | - |" in text
-    assert "| not flipped | no (guard) |" in text.split("[E -> I]")[1].splitlines()[0]
-    assert "| not flipped | no |" in text.split("[I -> E]")[1].splitlines()[0]
+    row = text.split("| [J -> P](tiny/JP/report.md) |")[1].splitlines()[0]
+    assert "| 0.2 | P 40.0% -> 55.0% | +15.0 pts | - | - | - | flipped | +10.0% |" in row
+    assert "| P -> J | not generated |" in text
+    assert "| not flipped |" in text.split("[E -> I]")[1].splitlines()[0]
+    words = {"words32": {"before": 0.5, "after": 0.62, "persona_prompt": 0.55}}
+    with_prompt = summary | {"persona_prompt_shift": 0.05, "extra_instruments": words}
+    save_vector(_vector(tiny), root / "PJ", {"edit_summary": with_prompt})
+    text = write_library_readme(root).read_text()
+    assert "| +15.0 pts | +5.0 pts | +12.0 / +5.0 |" in text.split("[P -> J]")[1].splitlines()[0]
     assert text.endswith("Hand-written notes survive.\n")
 
 
