@@ -75,7 +75,8 @@ serve:
 judges:
 	$(PY) -m traitlens.bench.train_judges --data $(or $(DATA),../shared/data)
 
-# Speed, side by side, on the default model (about 13 minutes on 2 cores); refreshes benchmarks/RESULTS.md.
+# Speed, side by side, on the default model (about 23 minutes on 2 cores, 10 of them the Ray
+# workers comparison); refreshes benchmarks/RESULTS.md.
 .PHONY: perf
 perf:
 	$(PY) benchmarks/steering_speed.py

@@ -40,7 +40,7 @@ def main() -> None:
 
     model = "tiny" if args.quick else (args.model or "smollm2-135m-instruct")
     vectors = ROOT.parent / ("studies/vectors" if model == "tiny" else "vectors")
-    sizes = {"privacy": 6, "jailbreak": 3} if args.quick else {"privacy": 30, "jailbreak": 10}
+    sizes = {"privacy": 6, "jailbreak": 3} if args.quick else {"privacy": 20, "jailbreak": 6}
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "workers.toml"
