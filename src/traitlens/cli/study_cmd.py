@@ -16,7 +16,7 @@ def study_command(
     out: Path | None = typer.Option(None, "--out", help="Study directory (default: runs/<spec name>)."),
     data: str | None = typer.Option(None, "--data", help="Public sets directory (overrides the spec's data)."),
     executor: str = typer.Option("ray", "--executor", help="ray (default) or local (in-process, no Ray)."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per core)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per two cores)."),
     address: str | None = typer.Option(None, "--address", help="Join a running Ray cluster at HOST:PORT."),
     report_only: bool = typer.Option(
         False, "--report-only", help="Re-render the report from cached units; run nothing (no model loads)."
