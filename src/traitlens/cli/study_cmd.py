@@ -23,15 +23,9 @@ def study_command(
     ),
 ) -> None:
     """Run a study spec: every unit cached under a content hash, resumable; writes study.md and study.json."""
-    from traitlens.errors import TraitlensError
     from traitlens.study import execute, load_spec, write_report
-    from traitlens.study.execute import EXECUTORS, check_address
 
-    if executor not in EXECUTORS:
-        raise TraitlensError(f"--executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
-    loaded = load_spec(spec, data)
-    if address:
-        check_address(address)
+    loaded = load_spec(spec, data)  # execute checks the executor and --address before any work
     out = out or Path("runs") / loaded.name
     with progress_factory() as factory:
         advance, last = None, [0]

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from traitlens.assess import assess
 from traitlens.capability import perplexity
 from traitlens.items import DIMENSIONS, ItemBank
-from traitlens.probe.methods import Direction
 from traitlens.steering.inject import Steering
 from traitlens.steering.vector import SteeringVector
 
@@ -24,7 +23,6 @@ __all__ = [
     "DEFAULT_ALPHAS",
     "CurvePoint",
     "Calibration",
-    "vector_for",
     "climb",
     "best_within_guard",
     "goal_for",
@@ -81,25 +79,6 @@ class Calibration:
             "points": [p.to_dict() for p in self.points],
             "seconds": round(self.seconds, 1),
         }
-
-
-def vector_for(
-    model, trait: str, layer: int, direction: Direction, scale_mode: str = "resid_norm", method: str = ""
-) -> SteeringVector:
-    """Offset at alpha = 1: the unit direction towards the edit's target pole times the scale."""
-    dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
-    sign = 1.0 if trait[1] == DIMENSIONS[dimension][0] else -1.0  # directions point to the first pole
-    scale = direction.resid_norm if scale_mode == "resid_norm" else abs(direction.gap)
-    return SteeringVector(
-        {layer: sign * scale * direction.vector},
-        hook="resid_post",
-        model=model.fingerprint.to_dict(),
-        trait=trait,
-        method=method or direction.method,
-        scale_mode=scale_mode,
-        scales={layer: scale},
-        stats={layer: direction.stats()},
-    )
 
 
 def goal_for(baseline_share: float, goal: float) -> float:

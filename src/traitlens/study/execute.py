@@ -8,6 +8,7 @@ failed with its error and retried on the next run, and the study goes on.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -19,7 +20,7 @@ from typing import Any
 
 from traitlens._io import write_json
 from traitlens.errors import TraitlensError
-from traitlens.study.spec import StudySpec, Unit
+from traitlens.study.spec import StudySpec, Unit, file_digest
 from traitlens.study.units import model_identity, run_unit, unit_key
 
 __all__ = ["EXECUTORS", "StudyRun", "execute", "default_workers", "check_address"]
@@ -119,7 +120,8 @@ def execute(
     unit_dir = Path(out) / "units"
     identities = {m: model_identity(m) for m in spec.models}
     units = spec.units()
-    keys = [unit_key(u, identities) for u in units]
+    digest = functools.cache(file_digest)  # each vector and data file is read once, not per unit
+    keys = [unit_key(u, identities, digest) for u in units]
     cached = {k for k in keys if (unit_dir / f"{k}.json").is_file()}
     pending = [] if dry else [(u, k) for u, k in zip(units, keys, strict=True) if k not in cached]
     done = len(cached)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from traitlens.errors import TraitlensError
 from traitlens.study.spec import Condition, Unit, file_digest
 
 __all__ = ["unit_key", "model_identity", "intervention_for", "run_unit", "item_values"]
@@ -36,22 +36,23 @@ def model_identity(spec: str) -> str:
     return f"{Path(spec).name}:{file_digest(spec)}"
 
 
-def _source_digest(unit: Unit) -> str:
+def _source_digest(unit: Unit, digest: Callable[[str], str]) -> str:
     if unit.target.startswith("suite:"):
         from traitlens.bench.loaders import resolve
 
-        return file_digest(resolve(unit.target.split(":", 1)[1], unit.source or None))
-    return file_digest(unit.source) if unit.source else ""
+        return digest(str(resolve(unit.target.split(":", 1)[1], unit.source or None)))
+    return digest(unit.source) if unit.source else ""
 
 
-def unit_key(unit: Unit, identities: dict[str, str]) -> str:
+def unit_key(unit: Unit, identities: dict[str, str], digest: Callable[[str], str] = file_digest) -> str:
+    """``digest`` may be memoised by the caller: a study reads each vector and data file once."""
     from traitlens import __version__
 
     payload = {
         "unit": unit.describe(),
         "model": identities[unit.model],
-        "vector": file_digest(unit.condition.path) if unit.condition.path else "",
-        "source": _source_digest(unit),
+        "vector": digest(unit.condition.path) if unit.condition.path else "",
+        "source": _source_digest(unit, digest),
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
@@ -75,13 +76,12 @@ def intervention_for(model, condition: Condition):
         from traitlens.personas import PersonaPrompt
 
         return PersonaPrompt(condition.name)
-    from traitlens.steering.artifact import load_vector
+    from dataclasses import replace
+
     from traitlens.steering.inject import load_intervention
 
-    recommended = load_vector(condition.path).recommended_alpha
-    if recommended is None:
-        raise TraitlensError(f"{condition.path}: no recommended alpha recorded")
-    return load_intervention(condition.path, model, alpha=recommended * condition.multiple)
+    steering = load_intervention(condition.path, model)  # at its recommended alpha (or one clear error)
+    return replace(steering, alpha=steering.alpha * condition.multiple)
 
 
 def item_values(result) -> dict[str, Any]:
