@@ -93,3 +93,16 @@ def test_a_model_without_decoder_layers_cannot_be_trained():
 
     with pytest.raises(TraitlensError, match="cannot find the decoder layers"):
         lora_targets(torch.nn.Linear(2, 2))
+
+
+def test_neutral_set_is_topped_up_with_traitlens_own(tmp_path):
+    from traitlens.align import _neutral
+    from traitlens.align.neutral import builtin_instructions
+
+    path = tmp_path / "neutral.json"
+    path.write_text(json.dumps({"instructions": [f"Name a colour, number {i}." for i in range(12)]}))
+    examples = _neutral(path, 40)
+    own = [e.instruction for e in examples if not e.instruction.startswith("Name a colour")]
+    assert len(examples) == 40 and len(own) >= 40 - 12
+    assert len({e.instruction for e in examples}) == 40 and own == builtin_instructions()[: len(own)]
+    assert [e.instruction for e in _neutral(None, 5)] == builtin_instructions(5)

@@ -18,7 +18,11 @@ def align_command(
     safety: Path | None = typer.Option(
         None, "--safety", help="Safety demonstrations JSON (default: Safety-Tuned LLaMAs)."
     ),
-    neutral: Path | None = typer.Option(None, "--neutral", help="Neutral instructions (default: their I-Alpaca.json)."),
+    neutral: Path | None = typer.Option(
+        None,
+        "--neutral",
+        help="Neutral instructions (default: their I-Alpaca.json when present), topped up with traitlens' own.",
+    ),
     arms: str = typer.Option("safety,control", "--arms", help="Comma-separated: safety, control."),
     steps: int = typer.Option(150, "--steps", help="Optimizer steps per arm."),
     batch_size: int = typer.Option(8, "--batch-size", help="Examples per step."),
@@ -48,7 +52,7 @@ def align_command(
             model,
             out,
             safety or data / SAFETY_FILE,
-            neutral or data / NEUTRAL_FILE,
+            neutral or (data / NEUTRAL_FILE if (data / NEUTRAL_FILE).is_file() else None),
             config,
             chosen,
             progress=factory,
