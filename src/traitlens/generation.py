@@ -2,7 +2,10 @@
 
 The fast path is the plain Hugging Face module (``backend="hf"``); the TransformerLens bridge
 (``backend="bridge"``) generates ~0.6x as fast here and is kept for checks and for hooks that
-only exist on the bridge.
+only exist on the bridge. Greedy decoding on the fast path runs ``traitlens.decoding.greedy``,
+bit-identical to ``generate(do_sample=False)`` (``engine="generate"`` runs that reference) and
+faster at batch 1. Opt-in levers that change the arithmetic (``bucket``, ``compact``,
+``stop_when``) are documented in ``traitlens.decoding``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from traitlens.batching import batched, pad_left
+from traitlens.decoding.loop import StopRule, greedy
 from traitlens.models import LoadedModel
 
 __all__ = ["Generation", "generate"]
@@ -86,27 +90,46 @@ def generate(
     use_cache: bool = True,
     backend: str = "hf",
     steering=None,
+    engine: str = "loop",
+    bucket: bool = False,
+    compact: bool = False,
+    stop_when: StopRule | None = None,
 ) -> list[Generation]:
     """Continue each prompt (token ids, e.g. from ``chat_ids``); greedy when temperature is 0.
 
     ``steering`` (a ``traitlens.steering.Steering``) is installed per batch, so ``response``
-    positions start right after that batch's (left-padded) prompts. Fast path only."""
+    positions start right after that batch's (left-padded) prompts. Fast path only.
+    Opt-in speed levers (greedy, fast path): ``bucket`` batches prompts of similar length
+    together, ``compact`` drops finished rows, ``stop_when(new_ids)`` ends a row early."""
     if steering is not None and backend != "hf":
         raise ValueError("steered generation runs on the fast path (backend='hf')")
     if backend not in ("hf", "bridge"):
         raise ValueError(f"backend must be 'hf' or 'bridge', not {backend!r}")
+    if engine not in ("loop", "generate"):
+        raise ValueError(f"engine must be 'loop' or 'generate', not {engine!r}")
+    looped = backend == "hf" and temperature <= 0 and use_cache and engine == "loop"
+    if (bucket or compact or stop_when is not None) and not looped:
+        raise ValueError("bucket, compact and stop_when need greedy decoding on the fast path (engine='loop')")
     run = _generate_hf if backend == "hf" else _generate_bridge
     pad_id = model.tokenizer.pad_token_id
     stops = _stop_ids(model)
     torch.manual_seed(seed)
-    results: list[Generation] = []
-    for chunk in batched(list(prompts), batch_size):
+    prompts = list(prompts)
+    order = sorted(range(len(prompts)), key=lambda k: len(prompts[k])) if bucket else list(range(len(prompts)))
+    results: dict[int, Generation] = {}
+    for rows in batched(order, batch_size):
+        chunk = [prompts[k] for k in rows]
         ids, mask = pad_left(chunk, pad_id)
         context = steering.attach(model, prompt_length=ids.shape[1]) if steering is not None else nullcontext()
         with context:
-            new = run(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops)
-        for prompt, row in zip(chunk, new.tolist(), strict=True):
+            if looped:
+                new = greedy(
+                    model.fast_model, ids, mask, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when
+                )
+            else:
+                new = run(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops).tolist()
+        for k, prompt, row in zip(rows, chunk, new, strict=True):
             kept = _trim(row, stops)
             text = model.tokenizer.decode(kept, skip_special_tokens=True)
-            results.append(Generation(list(prompt), kept, text))
-    return results
+            results[k] = Generation(list(prompt), kept, text)
+    return [results[k] for k in range(len(prompts))]

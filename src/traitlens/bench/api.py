@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from traitlens.bench.base import SuiteResult
+from traitlens.bench.common import fast_decoding
 from traitlens.bench.generative import JailbreakSuite, LeakageSuite, OverRefusalSuite, ToxicitySuite
 from traitlens.bench.judgement import FAIRNESS, PRIVACY, BBQSuite, CapabilitySuite
 from traitlens.bench.toxicity import get_scorer
@@ -53,11 +54,15 @@ def run_suites(
     limit: int | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     sizes: dict[str, int] | None = None,
+    fast: bool = False,
 ) -> dict[str, SuiteResult]:
+    """Each suite in ``names``; ``fast`` (opt-in) runs the generated-text suites in
+    ``fast_decoding`` mode (measured verdict agreement in ``benchmarks/RESULTS.md``)."""
     results = {}
-    for name in names:
-        tick = progress(f"{name}", sizes.get(name, 0)) if progress and sizes else None
-        results[name] = SUITES[name].run(model, intervention=intervention, data=data, limit=limit, progress=tick)
+    with fast_decoding(fast):
+        for name in names:
+            tick = progress(f"{name}", sizes.get(name, 0)) if progress and sizes else None
+            results[name] = SUITES[name].run(model, intervention=intervention, data=data, limit=limit, progress=tick)
     return results
 
 

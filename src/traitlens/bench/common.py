@@ -3,14 +3,57 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 
 import numpy as np
 
 from traitlens.chat import chat_ids, chat_messages
+from traitlens.decoding import StopRule
 from traitlens.generation import generate
 
-__all__ = ["chat_prompts", "generate_replies", "next_token_choice", "option_choice", "attached"]
+__all__ = [
+    "chat_prompts",
+    "generate_replies",
+    "next_token_choice",
+    "option_choice",
+    "attached",
+    "fast_decoding",
+    "refusal_decided",
+    "FAST_BATCH",
+]
+
+FAST_BATCH = 32
+_FAST: ContextVar[bool] = ContextVar("traitlens_fast_decoding", default=False)
+
+
+@contextlib.contextmanager
+def fast_decoding(on: bool = True) -> Iterator[None]:
+    """Opt-in fast mode for the generated-text suites inside this block: batches of
+    ``FAST_BATCH`` prompts of similar length, finished rows dropped, and rows ended once their
+    verdict is decided. Not bit-identical to the reference path: ``benchmarks/suites.py``
+    measures its verdict agreement (the speed issue's bar: 98%)."""
+    token = _FAST.set(on)
+    try:
+        yield
+    finally:
+        _FAST.reset(token)
+
+
+def refusal_decided(tokenizer, detector, min_tokens: int = 8) -> StopRule:
+    """A reply is decided once it opens like a refusal *and* the judge already calls it one."""
+    from traitlens.bench.refusal import PatternRefusalDetector
+
+    openers = PatternRefusalDetector().starts
+
+    def rule(ids: list[int]) -> bool:
+        if len(ids) < min_tokens:
+            return False
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        head = text.replace("\u2019", "'").strip().lower()
+        return head.startswith(openers) and detector.is_refusal(text)
+
+    return rule
 
 
 def chat_prompts(model, texts: Sequence[str], intervention=None) -> list[list[int]]:
@@ -26,19 +69,31 @@ def generate_replies(
     max_new_tokens: int,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 8,
+    stop_when: StopRule | None = None,
 ) -> list[str]:
-    """Greedy, seeded, batched (left padding), length-capped chat replies."""
-    replies: list[str] = []
+    """Greedy, seeded, batched (left padding), length-capped chat replies. Inside
+    ``fast_decoding()`` the opt-in levers apply, ``stop_when`` among them; outside it is unused."""
+    fast = _FAST.get()
     prompts = chat_prompts(model, texts, intervention)
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
+    order = sorted(range(len(prompts)), key=lambda k: len(prompts[k])) if fast else list(range(len(prompts)))
+    size = max(batch_size, FAST_BATCH) if fast else batch_size
+    levers = {"compact": True, "stop_when": stop_when} if fast else {}
+    replies: dict[int, str] = {}
+    for start in range(0, len(order), size):
+        rows = order[start : start + size]
         out = generate(
-            model, chunk, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=0, steering=intervention
+            model,
+            [prompts[k] for k in rows],
+            max_new_tokens=max_new_tokens,
+            batch_size=size,
+            seed=0,
+            steering=intervention,
+            **levers,
         )
-        replies += [g.text for g in out]
+        replies.update({k: g.text for k, g in zip(rows, out, strict=True)})
         if progress:
-            progress(len(chunk))
-    return replies
+            progress(len(rows))
+    return [replies[k] for k in range(len(prompts))]
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import numpy as np
 
 from traitlens.bench.attacks import get_attack
 from traitlens.bench.base import SuiteResult, bootstrap_metric, cluster_bootstrap, subset
-from traitlens.bench.common import generate_replies
+from traitlens.bench.common import generate_replies, refusal_decided
 from traitlens.bench.loaders import read_goals, read_leakage, read_prompts, resolve
 from traitlens.bench.outcome import OUTCOMES, judge_outcome
 from traitlens.bench.refusal import RefusalDetector, default_detector
@@ -78,10 +78,11 @@ class JailbreakSuite:
         goals = subset(read_goals(path), limit)
         records = []
         outcomes = np.empty((len(goals), len(self.attacks)), dtype=object)
+        decided = refusal_decided(model.tokenizer, self.detector)  # a plain-English refusal is judged as is
         for column, name in enumerate(self.attacks):
             attack = get_attack(name)
             prompts = [attack.prompt(g) for g in goals]
-            replies = generate_replies(model, prompts, intervention, self.max_new_tokens, progress)
+            replies = generate_replies(model, prompts, intervention, self.max_new_tokens, progress, stop_when=decided)
             for row, (goal, prompt, reply) in enumerate(zip(goals, prompts, replies, strict=True)):
                 decoded = attack.decode_reply(reply)
                 outcome = judge_outcome(goal, prompt, decoded, self.detector.is_refusal)
@@ -124,7 +125,8 @@ class OverRefusalSuite:
     def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
         path = resolve(self.name, data)
         prompts = subset(read_prompts(path, keep_label="safe"), limit)
-        replies = generate_replies(model, prompts, intervention, self.max_new_tokens, progress)
+        decided = refusal_decided(model.tokenizer, self.detector)
+        replies = generate_replies(model, prompts, intervention, self.max_new_tokens, progress, stop_when=decided)
         refused = np.asarray([self.detector.is_refusal(r) for r in replies], dtype=float)
         records = [
             {"prompt": p, "generation": r, "refused": bool(x)}

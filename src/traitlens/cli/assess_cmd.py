@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from traitlens.cli.common import ModelOption, console, err_console, load_with_status, progress_bar
+from traitlens.cli.common import DtypeOption, ModelOption, console, err_console, load_with_status, progress_bar
 
 __all__ = ["assess_command"]
 
@@ -33,6 +33,7 @@ def assess_command(
         None, "--alpha", help="Steering strength (default: the vector's recommended alpha)."
     ),
     out: Path = typer.Option(Path("runs/assess"), "--out", help="Output directory."),
+    dtype: str = DtypeOption,
 ) -> None:
     """Administer the questionnaire and score E/I, S/N, T/F, J/P."""
     from traitlens._io import write_text
@@ -52,7 +53,7 @@ def assess_command(
     bank = load_items(items) if items else default_items()
     bank.select(split)  # validate before the slow model load
     second = load_items(second_items) if second_items else None
-    loaded = load_with_status(model)
+    loaded = load_with_status(model, dtype)
     intervention = _intervention(vector, alpha, loaded)
     options = dict(
         protocol=protocol, readout=readout, runs=runs, temperature=temperature, seed=seed,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from traitlens.cli.common import ModelOption, console, load_with_status, progress_factory
+from traitlens.cli.common import DtypeOption, FastOption, ModelOption, console, load_with_status, progress_factory
 
 __all__ = ["bench_command"]
 
@@ -37,6 +37,8 @@ def bench_command(
         help="Refusal judge: classifier (default), pattern, classifier:<weights>, llm:<model spec>.",
     ),
     out: Path = typer.Option(Path("runs/bench"), "--out"),
+    dtype: str = DtypeOption,
+    fast: bool = FastOption,
 ) -> None:
     """Safety benchmarks, with before/after columns when a vector is given."""
     from traitlens._io import write_json, write_text
@@ -79,12 +81,12 @@ def bench_command(
         sizes["jailbreak"] *= len(SUITES["jailbreak"].attacks)
     if alpha is not None and vector is None:
         raise TraitlensError("--alpha needs --vector")
-    loaded = load_with_status(model)
+    loaded = load_with_status(model, dtype)
     steering = load_intervention(vector, loaded, alpha) if vector else None
     with progress_factory() as factory:
-        before = run_suites(loaded, names, None, data, limit, factory, sizes)
+        before = run_suites(loaded, names, None, data, limit, factory, sizes, fast)
         after = (
-            run_suites(loaded, names, steering, data, limit, lambda d, n: factory(f"{d} (edited)", n), sizes)
+            run_suites(loaded, names, steering, data, limit, lambda d, n: factory(f"{d} (edited)", n), sizes, fast)
             if steering
             else None
         )
@@ -92,6 +94,7 @@ def bench_command(
     result = bench_json(before, after) | {
         "model": loaded.fingerprint.to_dict(),
         "intervention": steering.describe() if steering else None,
+        "decoding": {"dtype": dtype, "fast": fast},
     }
     write_json(out / "bench.json", result)
     write_generations(out / "generations.jsonl", before, after)

@@ -9,7 +9,16 @@ from rich.console import Console
 
 from traitlens.models import DEFAULT_MODEL
 
-__all__ = ["console", "err_console", "ModelOption", "load_with_status", "progress_bar", "progress_factory"]
+__all__ = [
+    "console",
+    "err_console",
+    "ModelOption",
+    "DtypeOption",
+    "FastOption",
+    "load_with_status",
+    "progress_bar",
+    "progress_factory",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,11 +32,27 @@ ModelOption = typer.Option(
 )
 
 
-def load_with_status(spec: str):
-    from traitlens.models import load_model
+DtypeOption = typer.Option(
+    "float32",
+    "--dtype",
+    help="Weights of the generating/scoring path: float32 (reference), or opt-in bfloat16 (CPUs with "
+    "AMX/AVX512-BF16, GPUs) or float16 (GPUs); not bit-identical, agreement in benchmarks/RESULTS.md.",
+)
+FastOption = typer.Option(
+    False,
+    "--fast",
+    help="Opt-in fast generated-text suites (batches of 32 by length, early stop once a refusal is "
+    "decided); not bit-identical, verdict agreement in benchmarks/RESULTS.md.",
+)
 
+
+def load_with_status(spec: str, dtype: str = "float32"):
+    from traitlens.models import load_model
+    from traitlens.models.precision import check_dtype
+
+    check_dtype(dtype)  # before the (slow) load
     with err_console.status(f"loading {spec} ..."):
-        return load_model(spec)
+        return load_model(spec, dtype=dtype)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from traitlens.cli.common import ModelOption, console, load_with_status, progress_factory
+from traitlens.cli.common import DtypeOption, FastOption, ModelOption, console, load_with_status, progress_factory
 
 __all__ = ["edit_command"]
 
@@ -43,6 +43,8 @@ def edit_command(
     no_export: bool = typer.Option(False, "--no-export", help="Do not export the vector."),
     bench: bool = typer.Option(True, "--bench/--no-bench", help="Run the safety suites before and after the edit."),
     bench_limit: int = typer.Option(20, "--bench-limit", min=1, help="Items per safety suite (our samples)."),
+    dtype: str = DtypeOption,
+    fast: bool = FastOption,
 ) -> None:
     """Edit one trait: baseline -> direction -> calibrated alpha -> re-assessment -> report + vector."""
     from traitlens.errors import TraitlensError
@@ -64,11 +66,11 @@ def edit_command(
         raise TraitlensError(f"--goal must be between 0 and 1, not {goal}")
     if not math.isfinite(guard) or guard <= 0:
         raise TraitlensError(f"--guard must be a positive number, not {guard}")
-    loaded = load_with_status(model)
+    loaded = load_with_status(model, dtype)
     out = out or Path("runs") / f"edit-{trait}"
     export = None if no_export else (export or Path("vectors") / loaded.name / trait)
     with progress_factory() as factory:
-        run_bench = _bench_runner(bench_limit) if bench else None
+        run_bench = _bench_runner(bench_limit, fast) if bench else None
         result = edit(
             loaded,
             trait,
@@ -87,13 +89,13 @@ def edit_command(
     console.print(f"wrote {out}/report.md" + (f"; vector in {export}" if export else ""))
 
 
-def _bench_runner(limit: int):
+def _bench_runner(limit: int, fast: bool = False):
     """Before/after safety suites on our shipped samples, ``limit`` items each."""
     from traitlens.bench import DEFAULT_SUITES, bench_json, run_suites
 
     def run(model, steering):
-        before = run_suites(model, DEFAULT_SUITES, None, None, limit)
-        after = run_suites(model, DEFAULT_SUITES, steering, None, limit)
-        return bench_json(before, after) | {"limit": limit}
+        before = run_suites(model, DEFAULT_SUITES, None, None, limit, fast=fast)
+        after = run_suites(model, DEFAULT_SUITES, steering, None, limit, fast=fast)
+        return bench_json(before, after) | {"limit": limit, "fast": fast}
 
     return run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from traitlens.cli.common import ModelOption, console, load_with_status
+from traitlens.cli.common import DtypeOption, ModelOption, console, load_with_status
 
 __all__ = ["model_app", "chat"]
 
@@ -39,12 +39,13 @@ def chat(
     model: str = ModelOption,
     max_new_tokens: int = typer.Option(128, min=1, max=4096),
     system: str | None = typer.Option(None, help="Optional system prompt."),
+    dtype: str = DtypeOption,
 ) -> None:
     """Greedy reply to one message, for a first look at a model."""
     from traitlens.chat import chat_ids, chat_messages
     from traitlens.generation import generate
 
-    loaded = load_with_status(model)
+    loaded = load_with_status(model, dtype)
     ids = chat_ids(loaded.tokenizer, chat_messages(prompt, system=system))
     (reply,) = generate(loaded, [ids], max_new_tokens=max_new_tokens)
     console.print(reply.text.strip(), markup=False, highlight=False)

@@ -7,10 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from traitlens.models.fingerprint import ModelFingerprint, hash_state_dict
+from traitlens.models.precision import DTYPES, cast_parameters, check_dtype
 from traitlens.models.registry import BUILTIN_MODELS, DEFAULT_MODEL, resolve
 
-__all__ = ["LoadedModel", "ModelFingerprint", "load_model", "DEFAULT_MODEL", "BUILTIN_MODELS"]
+__all__ = ["LoadedModel", "ModelFingerprint", "load_model", "DEFAULT_MODEL", "BUILTIN_MODELS", "DTYPES"]
 
 RESID_POINTS = ("resid_pre", "resid_mid", "resid_post")
 
@@ -35,6 +38,10 @@ class LoadedModel:
     @property
     def d_model(self) -> int:
         return int(self.bridge.cfg.d_model)
+
+    @property
+    def dtype(self):
+        return next(self.fast_model.parameters()).dtype
 
     @property
     def device(self):
@@ -79,15 +86,21 @@ def _unwrapped_twin(model: Any) -> Any:
     return twin.eval()
 
 
-def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
-    """Load ``spec``: a built-in name, a ``.gguf`` file, a checkpoint dir or a cached HF name."""
+def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
+    """Load ``spec``: a built-in name, a ``.gguf`` file, a checkpoint dir or a cached HF name.
+
+    ``dtype`` other than float32 (opt-in) casts the fast path (generation, scoring, steering)
+    only; the bridge that probes read stays float32."""
     from transformer_lens.model_bridge import TransformerBridge
 
+    torch_dtype = check_dtype(dtype, device)
     start = time.perf_counter()
     resolved = resolve(spec)
     _prepare_tokenizer_for_bridge(resolved.tokenizer, resolved.name)
     model = resolved.hf_model.to(device)
     fast_model = _unwrapped_twin(model)
+    if torch_dtype is not torch.float32:
+        fast_model = cast_parameters(fast_model, torch_dtype)  # the bridge keeps its float32 weights
     bridge = TransformerBridge.boot_transformers(resolved.name, hf_model=model, tokenizer=resolved.tokenizer)
     bridge.eval()
     fingerprint = ModelFingerprint(

@@ -1,0 +1,83 @@
+"""Greedy decoding without ``generate``'s per-step machinery.
+
+``greedy`` runs the model's own forward with a ``DynamicCache`` and the same inputs Hugging
+Face's ``generate`` builds (position ids from the attention mask, ``logits_to_keep=1``, finished
+rows fed the pad token), so its tokens are bit-identical to ``generate(do_sample=False)`` while
+each step skips the logits processors, stopping criteria and input preparation that make batch-1
+decoding overhead-bound here.
+
+Two levers change the batch's arithmetic and are therefore opt-in, with their agreement
+measured in ``benchmarks/suites.py``: ``compact`` drops finished rows from the batch (a smaller
+matrix may take another kernel), and ``stop_when`` ends a row early once the caller's verdict is
+decided (a refusal shows in the first tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+__all__ = ["greedy", "StopRule"]
+
+# Called with a row's new tokens so far; True ends that row (its tokens stay as they are).
+StopRule = Callable[[list[int]], bool]
+
+
+def _step(model, ids, mask, positions, cache):
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return out.logits[:, -1, :].float().argmax(dim=-1)
+
+
+@torch.inference_mode()
+def greedy(
+    model,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    max_new_tokens: int,
+    stop_ids: Sequence[int],
+    pad_id: int,
+    *,
+    compact: bool = False,
+    stop_when: StopRule | None = None,
+    check_every: int = 4,
+) -> list[list[int]]:
+    """New tokens of each left-padded row (up to and including its stop token)."""
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    ids, mask = ids.to(device), mask.to(device)
+    rows = ids.shape[0]
+    stops = torch.tensor(sorted(stop_ids), device=device)
+    new: list[list[int]] = [[] for _ in range(rows)]
+    live = torch.arange(rows, device=device)  # batch slot -> original row
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    cache = DynamicCache(config=model.config)
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    tokens = _step(model, ids, mask, positions, cache)
+    for step in range(max_new_tokens):
+        tokens = torch.where(done, torch.full_like(tokens, pad_id), tokens)
+        for slot, token in enumerate(tokens.tolist()):
+            if not done[slot]:
+                new[int(live[slot])].append(token)
+        done = done | torch.isin(tokens, stops)
+        if stop_when is not None and (step + 1) % check_every == 0:
+            ruled = [not d and stop_when(new[int(r)]) for d, r in zip(done.tolist(), live.tolist(), strict=True)]
+            done = done | torch.tensor(ruled, dtype=torch.bool, device=device)
+        if bool(done.all()) or step + 1 == max_new_tokens:
+            break
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        positions = positions[:, -1:] + 1
+        if compact and bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            cache.reorder_cache(keep)
+            tokens, mask, positions, live, done = tokens[keep], mask[keep], positions[keep], live[keep], done[keep]
+        tokens = _step(model, tokens[:, None], mask, positions, cache)
+    return new

@@ -1,0 +1,63 @@
+"""Opt-in reduced precision for the fast path (``--dtype bfloat16``).
+
+Only the plain HF module that generates and scores is cast; the bridge (hooks, probes) keeps
+float32. Reduced precision changes tokens, so it is never a default: its speed-up and its
+agreement with float32 are measured in ``benchmarks/decode.py`` and ``benchmarks/suites.py``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+
+from traitlens.errors import TraitlensError
+
+__all__ = ["DTYPES", "check_dtype", "cpu_has_bf16", "cast_parameters"]
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@cache
+def cpu_has_bf16() -> bool:
+    """AMX-BF16 or AVX512-BF16 (where bfloat16 matrix products are native, not emulated)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def check_dtype(name: str, device: str = "cpu") -> torch.dtype:
+    """The torch dtype for ``name``, or a one-line error when it is unknown or ``device`` cannot run it."""
+    if name not in DTYPES:
+        raise TraitlensError(f"unknown dtype '{name}': use {', '.join(DTYPES)}")
+    dtype = DTYPES[name]
+    if dtype is torch.float32:
+        return dtype
+    if str(device).startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise TraitlensError(f"--dtype {name} on {device}, but no CUDA device is available")
+        if dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise TraitlensError("this GPU cannot run bfloat16; use float16 or float32")
+        return dtype
+    if dtype is torch.float16:
+        raise TraitlensError("float16 runs on GPUs only; on CPU use bfloat16 (with AMX or AVX512-BF16) or float32")
+    if not cpu_has_bf16():
+        raise TraitlensError("this CPU has neither AMX-BF16 nor AVX512-BF16: bfloat16 would be emulated; use float32")
+    return dtype
+
+
+def cast_parameters(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Give ``module`` new ``dtype`` parameters (tied ones stay tied); buffers such as rotary
+    frequencies keep their precision, and any module sharing the old tensors is left as it was."""
+    made: dict[int, torch.nn.Parameter] = {}
+    for sub in module.modules():
+        for name, param in list(sub._parameters.items()):
+            if param is None or not param.is_floating_point():
+                continue
+            if id(param) not in made:
+                made[id(param)] = torch.nn.Parameter(param.detach().to(dtype), requires_grad=False)
+            sub._parameters[name] = made[id(param)]
+    return module

@@ -1,0 +1,149 @@
+"""The decoding loop against Hugging Face's ``generate``: bit-identical tokens on the default
+path (plain, left-padded batches, rows ending early, steered by fold and by hook), and the
+opt-in levers behaving as documented."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from traitlens.batching import pad_left
+from traitlens.decoding import greedy
+from traitlens.generation import generate
+from traitlens.steering import Steering, SteeringVector
+
+
+def _prompts(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(5, 200, (int(torch.randint(3, 12, (1,), generator=g)),), generator=g).tolist() for _ in range(n)]
+
+
+def _reference(model, prompts, max_new_tokens, stops):
+    pad = model.tokenizer.pad_token_id
+    ids, mask = pad_left(prompts, pad)
+    with torch.inference_mode():
+        out = model.fast_model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=sorted(stops),
+        )
+    rows = []
+    for row in out[:, ids.shape[1] :].tolist():
+        cut = next((k + 1 for k, t in enumerate(row) if t in stops), len(row))
+        rows.append(row[:cut])
+    return rows
+
+
+def test_loop_matches_generate_with_rows_that_end_early(tiny):
+    prompts = _prompts()
+    free = greedy(tiny.fast_model, *pad_left(prompts, tiny.tokenizer.pad_token_id), 12, [-1], 0)
+    # stop tokens the model actually emits, so some rows end early and others run on
+    common = {row[3] for row in free} | {row[6] for row in free}
+    stops = sorted(common)[:2]
+    ours = greedy(tiny.fast_model, *pad_left(prompts, tiny.tokenizer.pad_token_id), 12, stops, 0)
+    assert ours == _reference(tiny, prompts, 12, set(stops))
+    assert len({len(r) for r in ours}) > 1  # the check covered early endings
+
+
+def _vector(model, layers=(1, 2), scale=4.0):
+    g = torch.Generator().manual_seed(3)
+    offsets = {layer: torch.randn(model.d_model, generator=g) * scale for layer in layers}
+    return SteeringVector(offsets, model=model.fingerprint.to_dict(), trait="JP")
+
+
+@pytest.mark.parametrize("positions", ["all", "response", "prompt"])
+def test_steered_loop_matches_steered_generate(tiny, positions):
+    prompts = _prompts(5, seed=1)
+    steering = Steering(_vector(tiny), 1.0, positions=positions)
+    fast = generate(tiny, prompts, max_new_tokens=10, batch_size=3, steering=steering)
+    slow = generate(tiny, prompts, max_new_tokens=10, batch_size=3, steering=steering, engine="generate")
+    plain = generate(tiny, prompts, max_new_tokens=10, batch_size=3)
+    assert [g.new_ids for g in fast] == [g.new_ids for g in slow]
+    assert [g.new_ids for g in fast] != [g.new_ids for g in plain]  # the steering did something
+
+
+def test_bucketing_keeps_the_order_of_prompts(tiny):
+    prompts = _prompts(7, seed=2)
+    alone = [generate(tiny, [p], max_new_tokens=6)[0].new_ids for p in prompts]
+    bucketed = generate(tiny, prompts, max_new_tokens=6, batch_size=3, bucket=True, compact=True)
+    assert [g.prompt_ids for g in bucketed] == prompts
+    same = sum(a == b.new_ids for a, b in zip(alone, bucketed, strict=True))
+    assert same >= len(prompts) - 1  # batching may flip a near-tie, not the order
+
+
+def test_stop_rule_ends_rows_early(tiny):
+    prompts = _prompts(4, seed=3)
+    full = generate(tiny, prompts, max_new_tokens=12)
+    cut = generate(tiny, prompts, max_new_tokens=12, stop_when=lambda ids: ids[0] % 2 == 0)
+    for a, b in zip(full, cut, strict=True):
+        if a.new_ids[0] % 2 == 0:
+            assert b.new_ids == a.new_ids[:4]  # checked every 4 tokens
+        else:
+            assert b.new_ids == a.new_ids
+
+
+def test_levers_refuse_paths_they_do_not_apply_to(tiny):
+    with pytest.raises(ValueError, match="greedy"):
+        generate(tiny, _prompts(2), max_new_tokens=4, temperature=0.7, compact=True)
+    with pytest.raises(ValueError, match="engine"):
+        generate(tiny, _prompts(2), max_new_tokens=4, engine="turbo")
+
+
+def test_bfloat16_casts_the_fast_path_only():
+    from traitlens import load_model
+    from traitlens.models.precision import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("no native bfloat16 on this CPU")
+    model = load_model("tiny", dtype="bfloat16")
+    assert model.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.bridge.parameters())
+    fm = model.fast_model
+    assert fm.lm_head.weight is fm.model.embed_tokens.weight or not fm.config.tie_word_embeddings
+    steering = Steering(_vector(model), 1.0)
+    out = generate(model, _prompts(3), max_new_tokens=5, steering=steering)
+    assert all(len(g.new_ids) <= 5 for g in out)
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "message"),
+    [("float64", "cpu", "unknown dtype"), ("float16", "cpu", "GPUs only"), ("bfloat16", "cuda", "no CUDA")],
+)
+def test_dtypes_that_cannot_run_are_refused(name, device, message):
+    from traitlens.errors import TraitlensError
+    from traitlens.models.precision import check_dtype
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(TraitlensError, match=message):
+        check_dtype(name, device)
+
+
+def test_refusal_decided_needs_an_opener_and_the_judges_verdict():
+    from traitlens.bench.common import refusal_decided
+    from traitlens.bench.refusal import PatternRefusalDetector
+    from traitlens.models.registry import default_tokenizer
+
+    tok = default_tokenizer()
+    rule = refusal_decided(tok, PatternRefusalDetector(), min_tokens=4)
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert rule(ids("I'm sorry, but I cannot help with that request."))
+    assert not rule(ids("Sure, here is how you bake bread at home."))
+    assert not rule(ids("I'm"))  # too early to tell
+
+
+def test_fast_suites_run_and_agree_on_the_tiny_model(tiny):
+    from traitlens.bench import run_suites
+
+    names = ["overrefusal", "jailbreak"]
+    slow = run_suites(tiny, names, None, None, 6)
+    fast = run_suites(tiny, names, None, None, 6, fast=True)
+    for name in names:
+        assert fast[name].n == slow[name].n
+    # a random model never opens with a refusal: nothing stops early, so verdicts can only
+    # differ through batching, and on six prompts they do not
+    same = [a == b for a, b in zip(slow["overrefusal"].records, fast["overrefusal"].records, strict=True)]
+    assert sum(same) >= 5
