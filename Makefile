@@ -86,6 +86,8 @@ perf:
 	$(PY) benchmarks/kernel.py
 	$(PY) benchmarks/scaling.py
 	$(PY) benchmarks/study_workers.py
+	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/suites.py
 	$(PY) benchmarks/report.py
 
 # Optional second real model (a base model): gemma-3-270m, GGUF split over five PyPI packages.

@@ -81,7 +81,61 @@ def section(name: str, data: dict) -> str:
             f"{data['seconds']['workers1']:.0f} s, 2 workers {data['seconds']['workers2']:.0f} s: "
             f"**{data['speedup_2_over_1']:.2f}x** with 2 workers on {data['machine']['cores']} cores.",
         ]
+    elif name == "decode":
+        lines += _decode(data)
+    elif name == "suites":
+        lines += _suites(data)
     return "\n".join(lines) + "\n"
+
+
+def _decode(data: dict) -> list[str]:
+    bound = data["bound_tok_s"]
+    lines = [
+        f"Steered ({data['steering']['trait']}, layers {data['steering']['layers']}), greedy, {data['new_tokens']} tokens. "
+        f"Read bandwidth {data['read_bandwidth_gb_s']:.1f} GB/s over {data['weight_mb']['fp32']:.0f} MB of float32 "
+        f"weights: at most **{bound['fp32']:.1f} tok/s** per row (bfloat16: {bound['bf16']:.1f}).",
+        "",
+        "| batch | engine | tok/s | vs HF eager generate | same greedy tokens | of the bound |",
+        "|---|---|---|---|---|---|",
+    ]
+    for batch in ("batch1", "batch8"):
+        r = data[batch]
+        lines.append(
+            f"| {batch} | HF eager generate | {r['hf_eager_tok_s']:.1f} | 1.00x | 100% | {r['hf_eager_fraction_of_bound']:.0%} |"
+        )
+        for engine in ("loop", "compiled", "bf16_loop", "bf16_compiled"):
+            lines.append(
+                f"| {batch} | {engine} | {r[f'{engine}_tok_s']:.1f} | {r[f'{engine}_ratio_vs_hf_eager']:.2f}x | "
+                f"{r[f'{engine}_same_tokens']:.0%} | {r[f'{engine}_fraction_of_bound']:.0%} |"
+            )
+    b1 = data["batch1"]
+    lines += [
+        "",
+        f"Headline (batch 1, float32, identical tokens): **{b1['engine']} {b1['ratio_vs_hf_eager']:.2f}x** "
+        f"(goal >= 1.5x); bfloat16 **{b1['bf16_ratio_vs_hf_eager']:.2f}x** (goal >= 2x); batch 8 "
+        f"{data['batch8']['ratio_vs_hf_eager']:.2f}x (goal: no slower).",
+    ]
+    return lines
+
+
+def _suites(data: dict) -> list[str]:
+    items = ", ".join(f"{k} {v}" for k, v in data["items"].items())
+    lines = [
+        f"Items (verdicts) per suite: {items}.",
+        "",
+        "| path | seconds | speed-up | same verdicts |",
+        "|---|---|---|---|",
+    ]
+    for name, seconds in data["seconds"].items():
+        lines.append(
+            f"| {name} | {seconds:.1f} | {data['speedups'][name]:.2f}x | {data['agreement'][name]['overall']:.1%} |"
+        )
+    lines += [
+        "",
+        f"`--fast`: **{data['speedup']:.2f}x** at {data['verdict_agreement']:.1%} verdict agreement (goal >= 3x at >= 98%); "
+        f"with bfloat16 {data['bf16_speedup']:.2f}x at {data['bf16_verdict_agreement']:.1%}.",
+    ]
+    return lines
 
 
 def main() -> None:
@@ -95,6 +149,8 @@ def main() -> None:
         "kernel",
         "scaling",
         "study_workers",
+        "decode",
+        "suites",
     ):
         path = RESULTS_DIR / f"{name}.json"
         if path.is_file():

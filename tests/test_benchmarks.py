@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["assess_protocols", "collection", "steering_speed", "kernel", "peers", "scaling", "study_workers"]
+SCRIPTS = [
+    "assess_protocols",
+    "collection",
+    "steering_speed",
+    "kernel",
+    "peers",
+    "scaling",
+    "study_workers",
+    "decode",
+    "suites",
+]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -147,3 +147,14 @@ def test_fast_suites_run_and_agree_on_the_tiny_model(tiny):
     # differ through batching, and on six prompts they do not
     same = [a == b for a, b in zip(slow["overrefusal"].records, fast["overrefusal"].records, strict=True)]
     assert sum(same) >= 5
+
+
+def test_compiled_engine_matches_the_loop_on_the_tiny_model(tiny):
+    prompts = _prompts(3, seed=4)
+    steering = Steering(_vector(tiny), 1.0)
+    for intervention in (None, steering):
+        eager = generate(tiny, prompts, max_new_tokens=8, batch_size=3, steering=intervention)
+        fast = generate(tiny, prompts, max_new_tokens=8, batch_size=3, steering=intervention, engine="compiled")
+        assert [g.new_ids for g in fast] == [g.new_ids for g in eager]
+    with pytest.raises(ValueError, match="all positions"):
+        generate(tiny, prompts, max_new_tokens=4, engine="compiled", steering=Steering(_vector(tiny), 1.0, positions="response"))

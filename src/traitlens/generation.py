@@ -17,10 +17,15 @@ from dataclasses import dataclass
 import torch
 
 from traitlens.batching import batched, pad_left
+from traitlens.decoding.compiled import compiled_greedy
 from traitlens.decoding.loop import StopRule, greedy
 from traitlens.models import LoadedModel
 
-__all__ = ["Generation", "generate"]
+__all__ = ["Generation", "generate", "ENGINES"]
+
+# loop: bit-identical to generate, the default; generate: Hugging Face's own (the reference);
+# compiled: opt-in, a torch.compile'd step over a static cache (its token agreement is measured).
+ENGINES = ("loop", "generate", "compiled")
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,15 @@ def generate(
         raise ValueError("steered generation runs on the fast path (backend='hf')")
     if backend not in ("hf", "bridge"):
         raise ValueError(f"backend must be 'hf' or 'bridge', not {backend!r}")
-    if engine not in ("loop", "generate"):
-        raise ValueError(f"engine must be 'loop' or 'generate', not {engine!r}")
-    looped = backend == "hf" and temperature <= 0 and use_cache and engine == "loop"
-    if (bucket or compact or stop_when is not None) and not looped:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    looped = backend == "hf" and temperature <= 0 and use_cache and engine != "generate"
+    if (bucket or compact or stop_when is not None) and not (looped and engine == "loop"):
         raise ValueError("bucket, compact and stop_when need greedy decoding on the fast path (engine='loop')")
+    if engine == "compiled" and not looped:
+        raise ValueError("engine='compiled' is greedy decoding on the fast path (backend='hf', temperature 0)")
+    if engine == "compiled" and steering is not None and steering.positions != "all":
+        raise ValueError("engine='compiled' steers at all positions only (position masks read a Python counter)")
     run = _generate_hf if backend == "hf" else _generate_bridge
     pad_id = model.tokenizer.pad_token_id
     stops = _stop_ids(model)
@@ -122,7 +131,9 @@ def generate(
         ids, mask = pad_left(chunk, pad_id)
         context = steering.attach(model, prompt_length=ids.shape[1]) if steering is not None else nullcontext()
         with context:
-            if looped:
+            if looped and engine == "compiled":
+                new = compiled_greedy(model.fast_model, ids, mask, max_new_tokens, stops, pad_id)
+            elif looped:
                 new = greedy(
                     model.fast_model, ids, mask, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when
                 )

@@ -55,7 +55,7 @@ def greedy(
     device = next(model.parameters()).device
     ids, mask = ids.to(device), mask.to(device)
     rows = ids.shape[0]
-    stops = torch.tensor(sorted(stop_ids), device=device)
+    stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
     new: list[list[int]] = [[] for _ in range(rows)]
     live = torch.arange(rows, device=device)  # batch slot -> original row
     done = torch.zeros(rows, dtype=torch.bool, device=device)
