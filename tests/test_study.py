@@ -200,3 +200,29 @@ def test_smoke_spec_expands_to_the_documented_grid():
     jailbreak = [u for u in spec.units() if u.target == "suite:jailbreak"]
     assert {u.condition.label for u in jailbreak} == {"none", "JP x1", "PJ x1", "persona J", "persona P"}
     assert json.dumps([u.describe() for u in spec.units()])  # serialisable
+
+
+def test_model_pairs_pair_items_and_find_a_planted_shift():
+    from types import SimpleNamespace
+
+    from traitlens.study.analyses import NONE, Table, model_pairs
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, 40)
+    shares = {"base": base, "control": base + rng.normal(0, 0.02, 40), "safety": base + 0.15}
+
+    def result(model):
+        per_item = {"EI": list(shares[model]), "SN": list(base)}
+        rows = [{"metric": "share_E", "value": float(np.mean(shares[model]))}]
+        return {"rows": rows, "details": {"type": "ISTJ", "items": per_item}}
+
+    units = [SimpleNamespace(model=m, condition=NONE, target="bank:eval") for m in shares]
+    spec = SimpleNamespace(models=list(shares), suites={}, instruments=[("bank:eval", None)])
+    run = SimpleNamespace(spec=spec, results=[{"unit": u, "result": result(u.model)} for u in units])
+    pairs = {(p["from"], p["to"], p["metric"]): p for p in model_pairs(Table(run))}
+    assert len(pairs) == 3 * 2  # three pairs of models, two dimensions
+    planted = pairs[("control", "safety", "share_E")]
+    assert planted["ci"][0] > 0.1 and abs(planted["delta"] - 0.15) < 0.03 and planted["n_items"] == 40
+    null = pairs[("base", "control", "share_E")]
+    assert null["ci"][0] < 0 < null["ci"][1]
+    assert pairs[("base", "safety", "share_S")]["delta"] == 0

@@ -10,9 +10,17 @@ from typing import Any
 from traitlens.items import DIMENSIONS
 from traitlens.study.execute import StudyRun
 from traitlens.study.spec import Condition
-from traitlens.study.stats import ItemMatrix, holm, mcnemar, paired_difference, pearson_ci, slope_test
+from traitlens.study.stats import (
+    ItemMatrix,
+    holm,
+    mcnemar,
+    mdd_proportion,
+    paired_difference,
+    pearson_ci,
+    slope_test,
+)
 
-__all__ = ["Table", "dose_response", "jailbreak_by_pole", "steering_vs_prompting", "models", "POLE_DIM"]
+__all__ = ["Table", "dose_response", "jailbreak_by_pole", "steering_vs_prompting", "models", "model_pairs", "POLE_DIM"]
 
 POLE_DIM = {p: d for d, poles in DIMENSIONS.items() for p in poles}
 
@@ -232,3 +240,43 @@ def models(table: Table) -> dict[str, Any]:
                         ys.append(value)
             associations[f"{first}|{suite}"] = pearson_ci(xs, ys)
     return {"types": types, "associations": associations}
+
+
+def _paired_values(table: Table, model: str, target: str) -> dict[str, dict]:
+    """Per-item values of one unsteered unit, by metric: first-pole shares per dimension (bank),
+    the suite's item values, and for jailbreak the refused share per goal as well."""
+    result = table.get(model, NONE, target)
+    if result is None:
+        return {}
+    items = result["details"].get("items") or {}
+    if target.startswith("bank:"):
+        return {f"share_{DIMENSIONS[d][0]}": {"x": v} for d, v in items.items()}
+    out = {result["rows"][0]["metric"]: items} if "x" in items or "pred" in items else {}
+    if "refused" in items:
+        out["refused_share"] = {"x": items["refused"]}
+    return out
+
+
+def model_pairs(table: Table) -> list[dict[str, Any]]:
+    """Every later model against every earlier one (e.g. base, control, safety-tuned), unsteered,
+    paired over the same items: the difference with a bootstrap CI and the minimum detectable
+    difference for that many items."""
+    spec, out = table.run.spec, []
+    targets = [t for t in (table.bank, *(f"suite:{s}" for s in table.suites)) if t]
+    for k, later in enumerate(spec.models):
+        for earlier in spec.models[:k]:
+            for target in targets:
+                a, b = _paired_values(table, earlier, target), _paired_values(table, later, target)
+                for metric in [m for m in a if m in b]:
+                    try:
+                        matrix = ItemMatrix.from_items([a[metric], b[metric]])
+                    except ValueError:
+                        continue  # different items: nothing to pair
+                    diff = paired_difference(matrix, 0, 1)
+                    level = float(matrix.metric()[0])
+                    out.append(
+                        {"from": earlier, "to": later, "target": target, "metric": metric, "before": level}
+                        | diff
+                        | {"mdd": mdd_proportion(level, diff["n_items"])}
+                    )
+    return out

@@ -7,7 +7,7 @@ from typing import Any
 
 from traitlens._io import save_figure, write_json, write_text
 from traitlens.plotting import pyplot
-from traitlens.study.analyses import Table, dose_response, jailbreak_by_pole, models, steering_vs_prompting
+from traitlens.study.analyses import Table, dose_response, jailbreak_by_pole, model_pairs, models, steering_vs_prompting
 from traitlens.study.execute import StudyRun
 from traitlens.study.paper import paper_side_by_side
 from traitlens.study.stats import mdd_proportion
@@ -25,6 +25,7 @@ def analyse(run: StudyRun) -> dict[str, Any]:
         "jailbreak_by_pole": per_model,
         "steering_vs_prompting": {m: steering_vs_prompting(table, m) for m in run.spec.models},
         "models": across,
+        "model_pairs": model_pairs(table),
         "paper": paper_side_by_side(run.spec.data, table, first, per_model[first], across["types"]),
     }
 
@@ -190,6 +191,27 @@ def _models_md(across: dict, units: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def _pairs_md(pairs: list[dict]) -> list[str]:
+    if not pairs:
+        return []
+    lines = [
+        "## Model against model (unsteered, paired over items)",
+        "",
+        "Later model minus earlier one on the same items; 95% bootstrap CI over items; MDD: the smallest "
+        "difference this many items detects (two-sided 5%, 80% power). A CI that spans 0 is a null result.",
+        "",
+        "| from | to | target | metric | before | change | 95% CI | n | MDD |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in pairs:
+        lo, hi = p["ci"]
+        lines.append(
+            f"| {p['from']} | {p['to']} | {p['target']} | {p['metric']} | {p['before']:.3f} | {p['delta']:+.3f} | "
+            f"[{lo:+.3f}, {hi:+.3f}] | {p['n_items']} | {p['mdd']:.3f} |"
+        )
+    return lines + [""]
+
+
 def _paper_md(paper: dict) -> list[str]:
     lines = ["## The paper side by side", ""]
     if not paper.get("available"):
@@ -275,7 +297,8 @@ def write_report(run: StudyRun, out: str | Path) -> dict[str, Any]:
         lines += _dose_md(model, analyses["dose_response"][model], suites)
         lines += _pole_md(model, analyses["jailbreak_by_pole"][model])
         lines += _prompt_md(model, analyses["steering_vs_prompting"][model])
-    lines += _models_md(analyses["models"], data["units"]) + _paper_md(analyses["paper"])
+    lines += _models_md(analyses["models"], data["units"]) + _pairs_md(analyses.get("model_pairs", []))
+    lines += _paper_md(analyses["paper"])
     write_json(out / "study.json", data)
     write_text(out / "study.md", "\n".join(lines))
     return data

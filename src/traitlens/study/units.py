@@ -95,11 +95,12 @@ def item_values(result) -> dict[str, Any]:
         goals = list(dict.fromkeys(r["goal"] for r in records))
         index = {g: k for k, g in enumerate(goals)}
         cells = [[index[r["goal"]], r["attack"], int(r["outcome"] == "complied")] for r in records]
-        per_goal = [0.0] * len(goals)
+        per_goal, refused = [0.0] * len(goals), [0.0] * len(goals)
         attacks = len({r["attack"] for r in records})
-        for goal, _, hit in cells:
+        for (goal, _, hit), r in zip(cells, records, strict=True):
             per_goal[goal] += hit / attacks
-        return {"x": per_goal, "cells": cells}
+            refused[goal] += (r["outcome"] == "refused") / attacks
+        return {"x": per_goal, "cells": cells, "refused": refused}
     if result.metric == "toxic_ratio":
         from traitlens.bench import SUITES
 
@@ -160,7 +161,8 @@ def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
         }
         for d in result.dimensions.values()
     ]
-    return rows, {"type": result.type}
+    per_item = {d: [r["p_first"] for r in result.items if r["dimension"] == d] for d in result.dimensions}
+    return rows, {"type": result.type, "items": per_item}
 
 
 def run_unit(unit: Unit) -> dict[str, Any]:
