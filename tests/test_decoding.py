@@ -15,7 +15,9 @@ from traitlens.steering import Steering, SteeringVector
 
 def _prompts(n=6, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randint(5, 200, (int(torch.randint(3, 12, (1,), generator=g)),), generator=g).tolist() for _ in range(n)]
+    return [
+        torch.randint(5, 200, (int(torch.randint(3, 12, (1,), generator=g)),), generator=g).tolist() for _ in range(n)
+    ]
 
 
 def _reference(model, prompts, max_new_tokens, stops):
@@ -157,4 +159,10 @@ def test_compiled_engine_matches_the_loop_on_the_tiny_model(tiny):
         fast = generate(tiny, prompts, max_new_tokens=8, batch_size=3, steering=intervention, engine="compiled")
         assert [g.new_ids for g in fast] == [g.new_ids for g in eager]
     with pytest.raises(ValueError, match="all positions"):
-        generate(tiny, prompts, max_new_tokens=4, engine="compiled", steering=Steering(_vector(tiny), 1.0, positions="response"))
+        generate(
+            tiny,
+            prompts,
+            max_new_tokens=4,
+            engine="compiled",
+            steering=Steering(_vector(tiny), 1.0, positions="response"),
+        )
