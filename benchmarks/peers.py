@@ -1,6 +1,7 @@
 """The same steering (same vector, layer, alpha, prompts, greedy decoding) through traitlens,
 repeng (ControlModel) and steering-vectors, each peer in its own virtual environment that this
-script creates (repeng needs numpy<2, steering-vectors transformers<5): tokens/s and whether the
+script creates (repeng needs numpy<2, steering-vectors transformers<5), and llama.cpp (built here
+from source, steering with traitlens' exported GGUF control vector): tokens/s and whether the
 generated tokens agree."""
 
 from __future__ import annotations
@@ -74,23 +75,57 @@ def config_dict(config) -> dict:
     return {k: getattr(config, k) for k in keys} | {"rope_theta": float(rope)}
 
 
-def ours(model, vector, alpha, batches, n, fold) -> dict:
-    """One round: a warm-up and one timed generation per batch (rounds repeat it)."""
+def ours(model, vector, alpha, batches, n, fold, loop=False) -> dict:
+    """One round: a warm-up and one timed generation per batch (rounds repeat it); ``loop``:
+    traitlens' own decoding loop (its default), else Hugging Face ``generate``."""
+    from traitlens.decoding import greedy
+
     out = {}
-    kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
+    pad = model.tokenizer.pad_token_id
+    kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=pad)
+
+    def run(ids, mask):
+        if loop:
+            return greedy(model.fast_model, ids, mask, n, [], pad)
+        return model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, ids.shape[1] :].tolist()
+
     for key, (ids, mask) in batches.items():
         with apply_steering(model, vector, alpha, fold=fold), torch.inference_mode():
-            model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            run(ids, mask)
             start = time.perf_counter()
-            new = model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            new = run(ids, mask)
             seconds = time.perf_counter() - start
-        out[key] = {"tok_per_s": ids.shape[0] * n / seconds, "new_ids": new[:, ids.shape[1] :].tolist()}
+        out[key] = {"tok_per_s": ids.shape[0] * n / seconds, "new_ids": new}
     return out
 
 
 def agreement(a: list[list[int]], b: list[list[int]]) -> float:
-    same = sum(x == y for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True))
+    """Share of the reference's token positions where the other run has the same token."""
+    same = sum(x == y for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=False))
     return same / sum(len(r) for r in a)
+
+
+def llamacpp_round(model, vector, alpha, batches, args) -> dict:
+    """llama.cpp on the model's own GGUF with the exported vector, batch 1 (its CLI decodes one
+    sequence): best of ``args.rounds`` runs; an error is reported, not raised."""
+    from _llamacpp import ensure_llamacpp, run_llamacpp
+
+    from traitlens.models.registry import SMOLLM2_FILE, SMOLLM2_PACKAGE, _package_dir
+    from traitlens.steering.interop import export_gguf
+
+    try:
+        binary = ensure_llamacpp()
+        gguf = _package_dir(SMOLLM2_PACKAGE, "make install") / SMOLLM2_FILE
+        ids, _ = batches["batch1"]
+        prompt = model.tokenizer.decode(ids[0].tolist(), skip_special_tokens=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            control = export_gguf(vector, Path(tmp) / "vector.gguf")
+            runs = [run_llamacpp(binary, gguf, control, alpha, prompt, args.new_tokens) for _ in range(args.rounds)]
+    except Exception as exc:  # noqa: BLE001 - the table says why a peer is missing
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    best = max(runs, key=lambda r: r["tok_per_s"])
+    new_ids = model.tokenizer(best["text"], add_special_tokens=False)["input_ids"][: args.new_tokens]
+    return {"batch1": {"tok_per_s": best["tok_per_s"], "new_ids": [new_ids]}}
 
 
 def write_job(model, vector, layer, alpha, batches, args, tmp: str) -> Path:
@@ -146,11 +181,15 @@ def main() -> None:
         for _ in range(args.rounds):
             keep_best(results, "traitlens (fused hook)", ours(model, vector, alpha, batches, args.new_tokens, False))
             keep_best(results, "traitlens (bias fold)", ours(model, vector, alpha, batches, args.new_tokens, "auto"))
+            loop = ours(model, vector, alpha, batches, args.new_tokens, "auto", loop=True)
+            keep_best(results, "traitlens (bias fold, decoding loop: the default)", loop)
             if job_path is not None:
                 subprocess.run([str(python), str(WORKER), str(job_path), f"{tmp}/out.json"], check=True)
                 for name, value in json.loads(Path(f"{tmp}/out.json").read_text()).items():
                     label = f"{name} (peer venv)" if name != "plain" else "plain HF, peer venv (transformers 4.x)"
                     keep_best(results, label, value)
+    if not args.quick:
+        results["llama.cpp (GGUF control vector)"] = llamacpp_round(model, vector, alpha, batches, args)
     reference = results["traitlens (fused hook)"]
     rows, summary = [], {}
     for name, per_batch in results.items():
