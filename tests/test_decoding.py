@@ -166,3 +166,13 @@ def test_compiled_engine_matches_the_loop_on_the_tiny_model(tiny):
             engine="compiled",
             steering=Steering(_vector(tiny), 1.0, positions="response"),
         )
+
+
+@pytest.mark.parametrize("command", ["bench", "assess", "edit"])
+def test_cli_refuses_a_dtype_it_cannot_run(command, tmp_path):
+    from helpers import assert_clean_error, run_cli
+
+    extra = ["--trait", "JP"] if command == "edit" else []
+    result = run_cli(command, "--model", "tiny", *extra, "--dtype", "float16", "--out", str(tmp_path / "o"))
+    assert_clean_error(result, "float16")
+    assert not (tmp_path / "o").exists()
