@@ -226,3 +226,14 @@ def test_model_pairs_pair_items_and_find_a_planted_shift():
     null = pairs[("base", "control", "share_E")]
     assert null["ci"][0] < 0 < null["ci"][1]
     assert pairs[("base", "safety", "share_S")]["delta"] == 0
+
+
+def test_a_checkpoint_path_is_relative_to_the_spec(tmp_path, monkeypatch):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "specs").mkdir()
+    path = tmp_path / "specs" / "s.toml"
+    path.write_text('models = ["tiny", "../ckpt"]\n')
+    monkeypatch.chdir(ROOT)  # anywhere but beside the spec
+    spec = load_spec(path)
+    assert Path(spec.models[1]).resolve() == (tmp_path / "ckpt").resolve()
+    assert set(spec.conditions) == set(spec.models)

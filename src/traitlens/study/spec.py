@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,10 +148,17 @@ def _models(path: Path, raw: dict) -> list[str]:
     models = _list(path, raw, "models", str)
     if not models:
         raise _fail(path, "models", "empty: name at least one model")
+    resolved = []
     for model in models:
-        if model not in BUILTIN_MODELS and not (path.parent / model).exists() and not Path(model).exists():
+        if model in BUILTIN_MODELS:
+            resolved.append(model)
+        elif (path.parent / model).exists():  # a checkpoint beside the spec: relative to it, like data
+            resolved.append(os.path.relpath((path.parent / model).resolve()))
+        elif Path(model).exists():
+            resolved.append(model)
+        else:
             raise _fail(path, "models", f"unknown model '{model}' (not built in, not a path)")
-    return models
+    return resolved
 
 
 def _conditions(path: Path, raw: dict, models: list[str], root: Path) -> dict[str, list[Condition]]:
