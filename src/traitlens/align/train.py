@@ -88,6 +88,17 @@ def tokenize(tokenizer, examples: Sequence[Example], max_length: int) -> list[di
     return rows
 
 
+def _plain_float(model) -> None:
+    """A model transformers loaded from GGUF is dequantized to float32 but still marked as
+    quantized, which makes the Trainer refuse it and would make the saved config claim GGUF
+    weights. The weights are plain floats: drop the marks."""
+    if getattr(model, "hf_quantizer", None) is not None or getattr(model, "is_quantized", False):
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+
+
 def _callback(tick: Callable[[int], None] | None):
     from transformers import TrainerCallback
 
@@ -121,6 +132,7 @@ def train_arm(
     set_seed(config.seed)
     resolved = resolve(spec)
     model, tokenizer = resolved.hf_model, resolved.tokenizer
+    _plain_float(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     targets = lora_targets(model)
