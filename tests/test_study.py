@@ -99,7 +99,14 @@ def test_killed_ray_study_resumes_without_recomputing(tmp_path):
     assert all(after[name] == content for name, content in before.items())  # read back, never rewritten
     data = write_report(run, out)
     assert {"spec", "executor", "units", "analyses"} <= set(data)
-    assert set(data["analyses"]) == {"dose_response", "jailbreak_by_pole", "steering_vs_prompting", "models", "paper"}
+    assert set(data["analyses"]) == {
+        "dose_response",
+        "jailbreak_by_pole",
+        "steering_vs_prompting",
+        "models",
+        "model_pairs",
+        "paper",
+    }
     row = data["units"][0]
     assert {"model", "intervention", "target", "n", "metric", "value", "ci", "seconds", "cached"} <= set(row)
     # A finished study re-renders without loading a model, everything from the cache.
