@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
+from traitlens.decoding.loop import record_step
+
 __all__ = ["compiled_greedy", "CACHE_BLOCK"]
 
 CACHE_BLOCK = 64  # cache lengths round up to this, so nearby lengths share one compiled graph
@@ -72,9 +74,7 @@ def compiled_greedy(
     positions = positions[:, -1:]
     for index in range(max_new_tokens):
         tokens = torch.where(done, torch.full_like(tokens, pad_id), tokens)
-        for row, token in enumerate(tokens.tolist()):
-            if not done[row]:
-                new[row].append(token)
+        record_step(new, list(range(rows)), tokens, done)
         done = done | torch.isin(tokens, stops)
         if bool(done.all()) or index + 1 == max_new_tokens:
             break

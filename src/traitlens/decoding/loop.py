@@ -18,10 +18,17 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["greedy", "StopRule"]
+__all__ = ["greedy", "StopRule", "record_step"]
 
 # Called with a row's new tokens so far; True ends that row (its tokens stay as they are).
 StopRule = Callable[[list[int]], bool]
+
+
+def record_step(new: list[list[int]], rows: list[int], tokens: torch.Tensor, done: torch.Tensor) -> None:
+    """Append each unfinished slot's token to its row (``rows[slot]``): one host sync per step."""
+    for row, token, finished in zip(rows, tokens.tolist(), done.tolist(), strict=True):
+        if not finished:
+            new[row].append(token)
 
 
 def _step(model, ids, mask, positions, cache):
@@ -64,9 +71,7 @@ def greedy(
     tokens = _step(model, ids, mask, positions, cache)
     for step in range(max_new_tokens):
         tokens = torch.where(done, torch.full_like(tokens, pad_id), tokens)
-        for slot, token in enumerate(tokens.tolist()):
-            if not done[slot]:
-                new[int(live[slot])].append(token)
+        record_step(new, live.tolist(), tokens, done)
         done = done | torch.isin(tokens, stops)
         if stop_when is not None and (step + 1) % check_every == 0:
             ruled = [not d and stop_when(new[int(r)]) for d, r in zip(done.tolist(), live.tolist(), strict=True)]
