@@ -8,6 +8,8 @@ from importlib import resources
 
 import torch
 
+from traitlens.models.reuse import forward
+
 __all__ = ["reference_text", "perplexity"]
 
 
@@ -28,7 +30,7 @@ def perplexity(model, text: str | None = None, intervention=None, window: int = 
             if bos is not None:
                 chunk = [bos, *chunk]
             tokens = torch.tensor([chunk], device=model.device)
-            logits = model.fast_model(tokens).logits[0, :-1].float()
+            logits = forward(model, input_ids=tokens).logits[0, :-1].float()
             nll = torch.nn.functional.cross_entropy(logits, tokens[0, 1:], reduction="sum")
             total += float(nll)
             count += tokens.shape[1] - 1

@@ -16,6 +16,7 @@ from traitlens.batching import batched, pad_left, pad_right
 from traitlens.chat import chat_ids
 from traitlens.errors import TraitlensError
 from traitlens.models import LoadedModel
+from traitlens.models.reuse import forward, select_rows
 
 __all__ = ["Scorer", "ModelScorer"]
 
@@ -46,7 +47,8 @@ class ModelScorer:
         device = self.model.device
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
         with torch.inference_mode():
-            out = self.model.fast_model(
+            out = forward(
+                self.model,
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 position_ids=positions.to(device),
@@ -130,7 +132,7 @@ class ModelScorer:
         # Feed every answer but its last token, after its prompt's cached pass; position j then
         # predicts token j + 1.
         tails, tail_mask = pad_right([a[:-1] for a in answers], pad)
-        cache.batch_select_indices(owner.to(self.model.device))
+        select_rows(cache, owner.to(self.model.device))
         rest, _ = self._forward(tails, torch.cat([mask[owner], tail_mask], dim=1), 0, cache=cache, use_cache=True)
         targets = torch.zeros_like(tails)
         for row, answer in enumerate(answers):

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from traitlens.assess import assess
 from traitlens.capability import perplexity
 from traitlens.items import DIMENSIONS, ItemBank
-from traitlens.steering.inject import Steering
+from traitlens.models.reuse import LowerLayers
+from traitlens.steering.inject import Steering, first_affected_layer
 from traitlens.steering.vector import SteeringVector
 
 __all__ = [
@@ -91,20 +92,30 @@ class _Evaluator:
     def __init__(self, model, trait, dimension, items: ItemBank, readout, baseline_ppl, guard, goal, tick):
         self.model, self.trait, self.dimension, self.items = model, trait, dimension, items
         self.readout, self.baseline_ppl, self.guard, self.goal, self.tick = readout, baseline_ppl, guard, goal, tick
+        self.reuse: LowerLayers | None = None
+        self.reuse_of: SteeringVector | None = None
+
+    def _reuse(self, vector: SteeringVector) -> LowerLayers:
+        """One memo per vector (the last one evaluated): its alpha curve computes the layers below
+        the vector once per input and runs only the layers it changes (``traitlens.models.reuse``)."""
+        if self.reuse is None or self.reuse_of is not vector:
+            self.reuse, self.reuse_of = LowerLayers(self.model, first_affected_layer(vector)), vector
+        return self.reuse
 
     def target_share(self, result) -> float:
         return result.dimensions[self.dimension].share(self.trait[1])
 
     def __call__(self, vector: SteeringVector, alpha: float) -> CurvePoint:
         steering = Steering.of(vector, alpha)
-        result = assess(
-            self.model,
-            self.items.select("all", self.dimension),
-            split="all",
-            readout=self.readout,
-            intervention=steering,
-        )
-        ppl = perplexity(self.model, intervention=steering)
+        with self._reuse(vector).active():
+            result = assess(
+                self.model,
+                self.items.select("all", self.dimension),
+                split="all",
+                readout=self.readout,
+                intervention=steering,
+            )
+            ppl = perplexity(self.model, intervention=steering)
         ratio = ppl / self.baseline_ppl
         share = self.target_share(result)
         if self.tick:

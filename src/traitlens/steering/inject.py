@@ -23,7 +23,15 @@ from traitlens.models.fingerprint import ModelFingerprint
 from traitlens.steering.kernels import MODES, fused_steer, reference_steer
 from traitlens.steering.vector import SteeringVector
 
-__all__ = ["POSITIONS", "Steering", "SteeringHandle", "apply_steering", "decoder_layers", "load_intervention"]
+__all__ = [
+    "POSITIONS",
+    "Steering",
+    "SteeringHandle",
+    "apply_steering",
+    "decoder_layers",
+    "first_affected_layer",
+    "load_intervention",
+]
 
 POSITIONS = ("all", "prompt", "response")
 # Blocks whose output is exactly ``resid_mid + down_proj(...)``: a bias on down_proj is a
@@ -159,6 +167,14 @@ def _fold_target(layers: nn.ModuleList, hook: str, layer: int) -> int | None:
     if target < 0 or type(layers[target]).__name__ not in _FOLDABLE:
         return None
     return target
+
+
+def first_affected_layer(vector: SteeringVector) -> int:
+    """The lowest decoder layer whose computation the vector changes, however it is installed:
+    every layer below it sees the unsteered residual stream (``resid_pre[L]`` may fold into layer
+    ``L - 1``)."""
+    lowest = min(vector.layers)
+    return max(lowest - 1, 0) if vector.hook == "resid_pre" else lowest
 
 
 def apply_steering(

@@ -1,0 +1,98 @@
+"""Reuse of the layers below an edit (``traitlens.models.reuse``): replayed passes must give
+exactly the numbers of full passes, for every way a vector is installed, so that calibration
+chooses the same layer and alpha with it as without it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from traitlens.assess.scorer import ModelScorer
+from traitlens.capability import perplexity
+from traitlens.models.reuse import LowerLayers, forward
+from traitlens.steering import Steering, SteeringVector
+from traitlens.steering.inject import first_affected_layer
+
+
+def _vector(model, layers, hook="resid_post"):
+    g = torch.Generator().manual_seed(5)
+    offsets = {layer: torch.randn(model.d_model, generator=g) * 3.0 for layer in layers}
+    return SteeringVector(offsets, model=model.fingerprint.to_dict(), trait="JP", hook=hook)
+
+
+def _prompts(n=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(5, 200, (int(torch.randint(4, 14, (1,), generator=g)),), generator=g).tolist() for _ in range(n)]
+
+
+def _scores(model, steering):
+    """Option log-likelihoods (a shared prompt pass, then a continuation from its copied cache),
+    next-token log-probabilities and perplexity: every pass calibration makes."""
+    prompts = _prompts()
+    answers = [[7, 9, 11], [13], [17, 19], [23, 29, 31, 37], [41, 43]]
+    twice = [p for p in prompts for _ in range(2)]
+    both = [a for pair in zip(answers, answers[::-1], strict=True) for a in pair]
+    scorer = ModelScorer(model, batch_size=3)
+    with steering.attach(model):
+        loglik = scorer.continuation_loglik(twice, both)
+        nexts = scorer.next_token_logprobs(prompts, [3, 4, 5])
+    ppl = perplexity(model, intervention=steering, window=64)
+    return loglik, nexts, ppl
+
+
+@pytest.mark.parametrize(
+    ("layers", "hook", "options"),
+    [
+        ((2,), "resid_post", {}),  # folded into layer 2's MLP bias
+        ((1, 3), "resid_post", {"mode": "project"}),  # hooks on two layers (projection cannot fold)
+        ((2,), "resid_pre", {}),  # resid_pre[2] folds into layer 1
+        ((2,), "resid_pre", {"fold": False}),  # a pre-hook on layer 2 itself
+    ],
+)
+def test_replayed_passes_equal_full_passes(tiny, layers, hook, options):
+    vector = _vector(tiny, layers, hook)
+    reference = [_scores(tiny, Steering(vector, alpha, **options)) for alpha in (0.5, 1.5)]
+    reuse = LowerLayers(tiny, first_affected_layer(vector))
+    assert reuse.start > 0  # something is skipped, or the test proves nothing
+    with reuse.active():
+        replayed = [_scores(tiny, Steering(vector, 0.5, **options))]
+        first = (reuse.misses, reuse.hits)
+        replayed.append(_scores(tiny, Steering(vector, 1.5, **options)))
+    assert first[0] > 0 and reuse.misses == first[0]  # the second alpha ran on replays only
+    assert reuse.hits - first[1] == sum(first)
+    for (a_loglik, a_next, a_ppl), (b_loglik, b_next, b_ppl) in zip(reference, replayed, strict=True):
+        assert np.array_equal(a_loglik, b_loglik)
+        assert np.array_equal(a_next, b_next)
+        assert a_ppl == b_ppl
+    assert not np.array_equal(reference[0][0], reference[1][0])  # the alphas did differ
+
+
+def test_the_first_affected_layer_follows_the_hook(tiny):
+    assert first_affected_layer(_vector(tiny, (2, 3))) == 2
+    assert first_affected_layer(_vector(tiny, (2,), "resid_pre")) == 1
+    assert first_affected_layer(_vector(tiny, (0,), "resid_pre")) == 0
+
+
+def test_a_replayed_cache_cannot_continue_through_a_full_pass(tiny):
+    ids = torch.tensor([_prompts(1)[0]])
+    reuse = LowerLayers(tiny, 2)
+    with reuse.active(), torch.inference_mode():
+        forward(tiny, input_ids=ids, use_cache=True)  # captured
+        cache = forward(tiny, input_ids=ids, use_cache=True).past_key_values  # replayed: skipped layers hold zeros
+        with pytest.raises(RuntimeError, match="replay"):
+            forward(tiny, input_ids=torch.tensor([[5]]), past_key_values=cache, use_cache=True)
+
+
+def test_outside_the_block_and_for_other_models_passes_are_plain(tiny):
+    reuse = LowerLayers(tiny, 1)
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.inference_mode():
+        forward(tiny, input_ids=ids)
+        assert reuse.misses == 0
+        with reuse.active():
+            forward(tiny, input_ids=ids)
+            forward(tiny, inputs_embeds=tiny.fast_model.model.embed_tokens(ids))  # no ids: not keyed
+    assert (reuse.misses, reuse.hits) == (1, 0)
+    with pytest.raises(ValueError, match="layer index"):
+        LowerLayers(tiny, tiny.n_layers)
