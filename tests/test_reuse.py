@@ -23,7 +23,9 @@ def _vector(model, layers, hook="resid_post"):
 
 def _prompts(n=5, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randint(5, 200, (int(torch.randint(4, 14, (1,), generator=g)),), generator=g).tolist() for _ in range(n)]
+    return [
+        torch.randint(5, 200, (int(torch.randint(4, 14, (1,), generator=g)),), generator=g).tolist() for _ in range(n)
+    ]
 
 
 def _scores(model, steering):

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["pad_left", "pad_right", "batched"]
+__all__ = ["pad_left", "pad_right", "batched", "by_length"]
 
 T = TypeVar("T")
 
@@ -38,3 +38,8 @@ def pad_right(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def by_length(seqs: Sequence[Sequence[int]]) -> list[int]:
+    """Indices of ``seqs``, shortest first (stable): batches of similar length pad little."""
+    return sorted(range(len(seqs)), key=lambda k: len(seqs[k]))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from traitlens.batching import batched, pad_left
+from traitlens.batching import batched, by_length, pad_left
 from traitlens.decoding.compiled import compiled_greedy
 from traitlens.decoding.loop import StopRule, greedy
 from traitlens.models import LoadedModel
@@ -124,7 +124,7 @@ def generate(
     stops = _stop_ids(model)
     torch.manual_seed(seed)
     prompts = list(prompts)
-    order = sorted(range(len(prompts)), key=lambda k: len(prompts[k])) if bucket else list(range(len(prompts)))
+    order = by_length(prompts) if bucket else list(range(len(prompts)))
     results: dict[int, Generation] = {}
     for rows in batched(order, batch_size):
         chunk = [prompts[k] for k in rows]

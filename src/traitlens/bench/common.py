@@ -8,6 +8,7 @@ from contextvars import ContextVar
 
 import numpy as np
 
+from traitlens.batching import by_length
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.decoding import StopRule
 from traitlens.generation import generate
@@ -19,6 +20,7 @@ __all__ = [
     "option_choice",
     "attached",
     "fast_decoding",
+    "in_fast_mode",
     "refusal_decided",
     "FAST_BATCH",
 ]
@@ -40,18 +42,22 @@ def fast_decoding(on: bool = True) -> Iterator[None]:
         _FAST.reset(token)
 
 
+def in_fast_mode() -> bool:
+    """Whether the suites run inside ``fast_decoding()``."""
+    return _FAST.get()
+
+
 def refusal_decided(tokenizer, detector, min_tokens: int = 8) -> StopRule:
     """A reply is decided once it opens like a refusal *and* the judge already calls it one."""
     from traitlens.bench.refusal import PatternRefusalDetector
 
-    openers = PatternRefusalDetector().starts
+    patterns = PatternRefusalDetector()
 
     def rule(ids: list[int]) -> bool:
         if len(ids) < min_tokens:
             return False
         text = tokenizer.decode(ids, skip_special_tokens=True)
-        head = text.replace("\u2019", "'").strip().lower()
-        return head.startswith(openers) and detector.is_refusal(text)
+        return patterns.opens_like_refusal(text) and detector.is_refusal(text)
 
     return rule
 
@@ -75,7 +81,7 @@ def generate_replies(
     ``fast_decoding()`` the opt-in levers apply, ``stop_when`` among them; outside it is unused."""
     fast = _FAST.get()
     prompts = chat_prompts(model, texts, intervention)
-    order = sorted(range(len(prompts)), key=lambda k: len(prompts[k])) if fast else list(range(len(prompts)))
+    order = by_length(prompts) if fast else list(range(len(prompts)))
     size = max(batch_size, FAST_BATCH) if fast else batch_size
     levers = {"compact": True, "stop_when": stop_when} if fast else {}
     replies: dict[int, str] = {}

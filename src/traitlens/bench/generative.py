@@ -8,7 +8,7 @@ import numpy as np
 
 from traitlens.bench.attacks import get_attack
 from traitlens.bench.base import SuiteResult, bootstrap_metric, cluster_bootstrap, subset
-from traitlens.bench.common import generate_replies, refusal_decided
+from traitlens.bench.common import generate_replies, in_fast_mode, refusal_decided
 from traitlens.bench.loaders import read_goals, read_leakage, read_prompts, resolve
 from traitlens.bench.outcome import OUTCOMES, judge_outcome
 from traitlens.bench.refusal import RefusalDetector, default_detector
@@ -79,11 +79,20 @@ class JailbreakSuite:
         records = []
         outcomes = np.empty((len(goals), len(self.attacks)), dtype=object)
         decided = refusal_decided(model.tokenizer, self.detector)  # a plain-English refusal is judged as is
-        for column, name in enumerate(self.attacks):
-            attack = get_attack(name)
-            prompts = [attack.prompt(g) for g in goals]
-            replies = generate_replies(model, prompts, intervention, self.max_new_tokens, progress, stop_when=decided)
-            for row, (goal, prompt, reply) in enumerate(zip(goals, prompts, replies, strict=True)):
+        attacks = [get_attack(name) for name in self.attacks]
+        prompts = [[attack.prompt(g) for g in goals] for attack in attacks]
+        if in_fast_mode():  # one call: its length buckets span every attack
+            flat = generate_replies(
+                model, [p for ps in prompts for p in ps], intervention, self.max_new_tokens, progress, stop_when=decided
+            )
+            replies = [flat[k * len(goals) : (k + 1) * len(goals)] for k in range(len(attacks))]
+        else:
+            replies = [
+                generate_replies(model, ps, intervention, self.max_new_tokens, progress, stop_when=decided)
+                for ps in prompts
+            ]
+        for column, (name, attack) in enumerate(zip(self.attacks, attacks, strict=True)):
+            for row, (goal, prompt, reply) in enumerate(zip(goals, prompts[column], replies[column], strict=True)):
                 decoded = attack.decode_reply(reply)
                 outcome = judge_outcome(goal, prompt, decoded, self.detector.is_refusal)
                 outcomes[row, column] = outcome

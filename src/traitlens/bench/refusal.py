@@ -98,8 +98,16 @@ class PatternRefusalDetector:
     contains: tuple[str, ...] = _CONTAINS
     _space: re.Pattern = field(default=re.compile(r"\s+"), repr=False)
 
+    def head(self, text: str) -> str:
+        """The reply as the patterns read it: one space per run, straight quotes, lower case, the
+        first ``window`` characters."""
+        return self._space.sub(" ", text.replace("’", "'")).strip().lower()[: self.window]
+
+    def opens_like_refusal(self, text: str) -> bool:
+        return self.head(text).startswith(self.starts)
+
     def is_refusal(self, text: str) -> bool:
-        head = self._space.sub(" ", text.replace("’", "'")).strip().lower()[: self.window]
+        head = self.head(text)
         if not head:
             return True  # an empty reply complies with nothing
         return head.startswith(self.starts) or any(p in head for p in self.contains)

@@ -1,0 +1,101 @@
+"""Calibration (``traitlens edit --trait JP --no-bench``), side by side in one run: every curve
+point a full forward (the reference) against the default, which computes the layers below each
+vector once per input and replays them for every strength (``traitlens.models.reuse``, bit-
+identical). Both arms start with empty memos. Reported: the whole edit's wall time, the frontier
+search's (the alpha curves, where the reuse acts), and whether both chose the same recipe, layer
+and alpha.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+
+from _harness import model_spec, parser, print_rows, write_result
+
+import traitlens.assess.api as assess_api
+import traitlens.steering.frontier as frontier
+from traitlens import load_model
+from traitlens.models.reuse import LowerLayers
+from traitlens.steering.edit import edit
+
+
+def _arm(model, trait: str, reuse: bool, recipes) -> dict:
+    assess_api._MEMO.clear()  # priors and validity: both arms compute them from nothing
+    timings: dict[str, float] = {}
+    search = frontier.search_frontier
+
+    @functools.wraps(search)
+    def timed_search(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return search(*args, **kwargs)
+        finally:
+            timings["frontier_search"] = time.perf_counter() - start
+
+    active = LowerLayers.active
+    frontier.search_frontier = timed_search
+    if not reuse:
+        LowerLayers.active = lambda self: contextlib.nullcontext(self)
+    try:
+        start = time.perf_counter()
+        result = edit(model, trait, recipes=recipes)
+        timings["edit"] = time.perf_counter() - start
+    finally:
+        frontier.search_frontier, LowerLayers.active = search, active
+    chosen = result.calibration.chosen
+    return timings | {
+        "recipe": result.recipe.name,
+        "layer": result.layer,
+        "alpha": result.alpha,
+        "points": len(result.calibration.points),
+        "curve": [(p.recipe, p.alpha, p.target_share, p.perplexity) for p in result.calibration.points],
+        "train_share": chosen.target_share,
+    }
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--trait", default="JP")
+    args = p.parse_args()
+    model = load_model(model_spec(args))
+    recipes = "default,persona" if args.quick else None
+    arms = {"reference": _arm(model, args.trait, False, recipes), "reuse": _arm(model, args.trait, True, recipes)}
+    ref, new = arms["reference"], arms["reuse"]
+    same_choice = all(ref[k] == new[k] for k in ("recipe", "layer", "alpha"))
+    same_curve = ref["curve"] == new["curve"]
+    rows = [
+        (name, f"edit {a['edit']:6.1f} s  frontier search {a['frontier_search']:6.1f} s  {a['points']} points")
+        for name, a in arms.items()
+    ]
+    rows.append(
+        (
+            "speed-up",
+            f"edit {ref['edit'] / new['edit']:.2f}x  search {ref['frontier_search'] / new['frontier_search']:.2f}x",
+        )
+    )
+    rows.append(
+        (
+            "same choice / curve",
+            f"{same_choice} / {same_curve} ({new['recipe']}, layer {new['layer']}, alpha {new['alpha']})",
+        )
+    )
+    print_rows(f"edit --trait {args.trait} --no-bench on {model.name}", rows)
+    write_result(
+        "calibration",
+        args,
+        {
+            "trait": args.trait,
+            "model": model.name,
+            "arms": {k: {key: v for key, v in a.items() if key != "curve"} for k, a in arms.items()},
+            "speedup": ref["edit"] / new["edit"],
+            "frontier_search_speedup": ref["frontier_search"] / new["frontier_search"],
+            "same_choice": same_choice,
+            "same_curve": same_curve,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
