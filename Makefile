@@ -88,6 +88,7 @@ perf:
 	$(PY) benchmarks/study_workers.py
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/suites.py
+	$(PY) benchmarks/calibration.py
 	$(PY) benchmarks/report.py
 
 # Optional second real model (a base model): gemma-3-270m, GGUF split over five PyPI packages.

@@ -85,6 +85,8 @@ def section(name: str, data: dict) -> str:
         lines += _decode(data)
     elif name == "suites":
         lines += _suites(data)
+    elif name == "calibration":
+        lines += _calibration(data)
     return "\n".join(lines) + "\n"
 
 
@@ -138,6 +140,22 @@ def _suites(data: dict) -> list[str]:
     return lines
 
 
+def _calibration(data: dict) -> list[str]:
+    lines = ["| arm | edit (s) | frontier search (s) | curve points | chosen |", "|---|---|---|---|---|"]
+    for arm, a in data["arms"].items():
+        lines.append(
+            f"| {arm} | {a['edit']:.1f} | {a['frontier_search']:.1f} | {a['points']} | "
+            f"{a['recipe']}, layer {a['layer']}, alpha {a['alpha']:.4g} |"
+        )
+    lines += [
+        "",
+        f"`edit --trait {data['trait']} --no-bench`: **{data['speedup']:.2f}x** (goal >= 3x), the alpha curves "
+        f"{data['frontier_search_speedup']:.2f}x; same recipe, layer and alpha: {data['same_choice']}; every curve "
+        f"point identical: {data['same_curve']}.",
+    ]
+    return lines
+
+
 def main() -> None:
     notes_path = ROOT / "NOTES.md"
     parts = [HEADER]
@@ -151,6 +169,7 @@ def main() -> None:
         "study_workers",
         "decode",
         "suites",
+        "calibration",
     ):
         path = RESULTS_DIR / f"{name}.json"
         if path.is_file():

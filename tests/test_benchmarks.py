@@ -21,6 +21,7 @@ SCRIPTS = [
     "study_workers",
     "decode",
     "suites",
+    "calibration",
 ]
 
 

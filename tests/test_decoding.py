@@ -87,6 +87,30 @@ def test_stop_rule_ends_rows_early(tiny):
             assert b.new_ids == a.new_ids
 
 
+@pytest.mark.parametrize("positions", [None, "all", "response", "prompt"])
+def test_a_shared_prefix_runs_once_and_decodes_the_same(tiny, positions):
+    """Prompts that start alike (a chat template's system turn): the prefix runs at batch 1 and
+    every row continues from a copy of its cache, padding after it; tokens match the plain path
+    up to a near-tie (other matrix shapes), and position-dependent steering sees the same columns."""
+    head = _prompts(1, seed=7)[0] + [11, 12, 13]
+    prompts = [head + tail for tail in _prompts(5, seed=8)]
+    steering = Steering(_vector(tiny), 1.0, positions=positions) if positions else None
+    plain = generate(tiny, prompts, max_new_tokens=10, batch_size=5, steering=steering)
+    calls = []
+    handle = tiny.fast_model.register_forward_pre_hook(
+        lambda m, a, k: calls.append(k["input_ids"].shape), with_kwargs=True
+    )
+    try:
+        shared = generate(tiny, prompts, max_new_tokens=10, batch_size=5, steering=steering, share_prefix=True)
+    finally:
+        handle.remove()
+    assert calls[0] == (1, len(head))  # the prefix, once
+    assert calls[1][0] == 5 and calls[1][1] == max(len(p) for p in prompts) - len(head)
+    same = sum(a.new_ids == b.new_ids for a, b in zip(plain, shared, strict=True))
+    assert same >= len(prompts) - 1
+    assert [g.prompt_ids for g in shared] == prompts
+
+
 def test_levers_refuse_paths_they_do_not_apply_to(tiny):
     with pytest.raises(ValueError, match="greedy"):
         generate(tiny, _prompts(2), max_new_tokens=4, temperature=0.7, compact=True)

@@ -98,3 +98,62 @@ def test_outside_the_block_and_for_other_models_passes_are_plain(tiny):
     assert (reuse.misses, reuse.hits) == (1, 0)
     with pytest.raises(ValueError, match="layer index"):
         LowerLayers(tiny, tiny.n_layers)
+
+
+def _forwards(model):
+    calls = []
+    handle = model.fast_model.register_forward_hook(lambda *_: calls.append(1))
+    return calls, handle
+
+
+def _shares(result):
+    return {d: (r.share_first, r.readout) for d, r in result.dimensions.items()}
+
+
+def test_score_memo_computes_a_repeated_question_once_and_keeps_states_apart(tiny):
+    from traitlens.assess import assess
+    from traitlens.assess.scorer import score_memo
+    from traitlens.items import default_items
+
+    bank = default_items().select("eval", "JP")
+    steer = {a: Steering(_vector(tiny, (2,)), a) for a in (0.5, 1.5)}
+    plain = [
+        assess(tiny, bank, readout="option"),
+        *(assess(tiny, bank, readout="option", intervention=s) for s in steer.values()),
+    ]
+    plain_pmi = assess(tiny, bank, readout="pmi")  # its prior is memoised from here on
+    calls, handle = _forwards(tiny)
+    try:
+        with score_memo():
+            first = assess(tiny, bank, readout="option")
+            computed = len(calls)
+            again = assess(tiny, bank, readout="pmi")  # the same option passes, read another way
+            assert len(calls) == computed  # ... computed once
+            memo = [first, *(assess(tiny, bank, readout="option", intervention=s) for s in steer.values())]
+            assert len(calls) > computed  # each steered state is its own computation
+    finally:
+        handle.remove()
+    assert [_shares(r) for r in memo] == [_shares(r) for r in plain]  # bit for bit, states kept apart
+    assert _shares(again) == _shares(plain_pmi)
+
+
+def test_score_memo_skips_interventions_without_a_fingerprint(tiny):
+    from traitlens.assess import assess
+    from traitlens.assess.scorer import score_memo
+    from traitlens.items import default_items
+
+    class Anonymous:
+        def __init__(self, steering):
+            self.steering = steering
+
+        def attach(self, model):
+            return self.steering.attach(model)
+
+        def describe(self):
+            return {}
+
+    bank = default_items().select("eval", "JP")
+    anonymous = [Anonymous(Steering(_vector(tiny, (2,)), a)) for a in (0.5, 1.5)]
+    with score_memo():
+        shares = [_shares(assess(tiny, bank, readout="option", intervention=a)) for a in anonymous]
+    assert shares[0] != shares[1]

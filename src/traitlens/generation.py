@@ -42,6 +42,16 @@ def _trim(ids: list[int], stop_ids: set[int]) -> list[int]:
     return ids
 
 
+def _shared_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
+    """The tokens every prompt starts with, leaving each at least one of its own."""
+    first = prompts[0]
+    limit = min(len(p) for p in prompts) - 1
+    length = 0
+    while length < limit and all(p[length] == first[length] for p in prompts):
+        length += 1
+    return list(first[:length])
+
+
 def _stop_ids(model: LoadedModel) -> set[int]:
     tokenizer = model.tokenizer
     stops = {tokenizer.eos_token_id}
@@ -99,13 +109,15 @@ def generate(
     bucket: bool = False,
     compact: bool = False,
     stop_when: StopRule | None = None,
+    share_prefix: bool = False,
 ) -> list[Generation]:
     """Continue each prompt (token ids, e.g. from ``chat_ids``); greedy when temperature is 0.
 
     ``steering`` (a ``traitlens.steering.Steering``) is installed per batch, so ``response``
     positions start right after that batch's (left-padded) prompts. Fast path only.
     Opt-in speed levers (greedy, fast path): ``bucket`` batches prompts of similar length
-    together, ``compact`` drops finished rows, ``stop_when(new_ids)`` ends a row early."""
+    together, ``compact`` drops finished rows, ``stop_when(new_ids)`` ends a row early,
+    ``share_prefix`` computes the tokens a batch's prompts all start with once."""
     if steering is not None and backend != "hf":
         raise ValueError("steered generation runs on the fast path (backend='hf')")
     if backend not in ("hf", "bridge"):
@@ -113,8 +125,10 @@ def generate(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     looped = backend == "hf" and temperature <= 0 and use_cache and engine != "generate"
-    if (bucket or compact or stop_when is not None) and not (looped and engine == "loop"):
-        raise ValueError("bucket, compact and stop_when need greedy decoding on the fast path (engine='loop')")
+    if (bucket or compact or share_prefix or stop_when is not None) and not (looped and engine == "loop"):
+        raise ValueError(
+            "bucket, compact, share_prefix and stop_when need greedy decoding on the fast path (engine='loop')"
+        )
     if engine == "compiled" and not looped:
         raise ValueError("engine='compiled' is greedy decoding on the fast path (backend='hf', temperature 0)")
     if engine == "compiled" and steering is not None and steering.positions != "all":
@@ -128,14 +142,24 @@ def generate(
     results: dict[int, Generation] = {}
     for rows in batched(order, batch_size):
         chunk = [prompts[k] for k in rows]
-        ids, mask = pad_left(chunk, pad_id)
-        context = steering.attach(model, prompt_length=ids.shape[1]) if steering is not None else nullcontext()
+        shared = _shared_prefix(chunk) if share_prefix and len(chunk) > 1 else []
+        ids, mask = pad_left([p[len(shared) :] for p in chunk], pad_id)
+        width = len(shared) + ids.shape[1]
+        context = steering.attach(model, prompt_length=width) if steering is not None else nullcontext()
         with context:
             if looped and engine == "compiled":
                 new = compiled_greedy(model.fast_model, ids, mask, max_new_tokens, stops, pad_id)
             elif looped:
                 new = greedy(
-                    model.fast_model, ids, mask, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when
+                    model.fast_model,
+                    ids,
+                    mask,
+                    max_new_tokens,
+                    stops,
+                    pad_id,
+                    compact=compact,
+                    stop_when=stop_when,
+                    prefix=shared,
                 )
             else:
                 new = run(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops).tolist()

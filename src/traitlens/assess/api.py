@@ -49,6 +49,15 @@ def _memo(key: tuple, compute: Callable[[], Any]) -> Any:
     return value
 
 
+def _state(intervention) -> str | None:
+    """What the scorer's results depend on besides their inputs: ``"none"``, an intervention's
+    fingerprint, or ``None`` (an intervention without one: its results are not memoised)."""
+    if intervention is None:
+        return "none"
+    fingerprint = getattr(intervention, "fingerprint", None)
+    return f"intervention:{fingerprint()}" if callable(fingerprint) else None
+
+
 def check_system(system: str | None) -> None:
     if system is None:
         return
@@ -109,7 +118,7 @@ def assess(
     balance, warnings_before = _balance(model, bank)
     extra["length_balance"] = balance
     if protocol == "logprob":
-        scorer = ModelScorer(model, batch_size=batch_size, progress=progress)
+        scorer = ModelScorer(model, batch_size=batch_size, progress=progress, state="none")
         key = (model.fingerprint.weights_hash, model.name, bank.content_hash())
         prior, checks = None, None
         if "auto" in named or named & set(CORRECTED_READOUTS) or validity:
@@ -123,6 +132,7 @@ def assess(
     context = intervention.attach(model) if intervention is not None else contextlib.nullcontext()
     with context:
         if protocol == "logprob":
+            scorer.state = _state(intervention)
             dims, records, warnings = run_logprob(
                 scorer, list(bank), dimensions, readout, seed, prior=prior, validity=checks, system=system
             )

@@ -1,11 +1,22 @@
 """Batched log-probabilities from a model: the only place assess touches the network weights.
 
 A ``Scorer`` answers two questions; tests substitute fakes with planted answers.
+
+Inside ``score_memo()`` a ``ModelScorer`` told the model's ``state`` (what is attached to it:
+``"none"``, or an intervention's fingerprint) keeps its results, keyed by that state and the exact
+token ids and batching, so a pipeline that asks the same question twice (the validity checks and
+the baseline both read the plain label readout; the steered assessment and its per-readout
+views score the same options) computes it once. The numbers are those of the first computation,
+bit for bit. The block's contract: nothing attaches to the model behind the scorers' backs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Protocol
 
 import numpy as np
@@ -18,7 +29,21 @@ from traitlens.errors import TraitlensError
 from traitlens.models import LoadedModel
 from traitlens.models.reuse import forward, select_rows
 
-__all__ = ["Scorer", "ModelScorer"]
+__all__ = ["Scorer", "ModelScorer", "score_memo"]
+
+_MEMO: ContextVar[OrderedDict | None] = ContextVar("traitlens_score_memo", default=None)
+MEMO_SIZE = 256  # results kept per block (each a few kB)
+
+
+@contextlib.contextmanager
+def score_memo() -> Iterator[OrderedDict]:
+    """Scorers with a known ``state`` reuse each other's results inside this block."""
+    memo: OrderedDict = OrderedDict()
+    token = _MEMO.set(memo)
+    try:
+        yield memo
+    finally:
+        _MEMO.reset(token)
 
 
 class Scorer(Protocol):
@@ -32,10 +57,11 @@ class Scorer(Protocol):
 class ModelScorer:
     """Scores on the model's plain HF module (no hook wrappers), so steering hooks apply."""
 
-    def __init__(self, model: LoadedModel, batch_size: int = 16, progress=None):
+    def __init__(self, model: LoadedModel, batch_size: int = 16, progress=None, state: str | None = None):
         self.model = model
         self.batch_size = batch_size
         self.progress = progress  # callable(n_done) or None
+        self.state = state  # what is attached to the model now; None: results are not memoised
         tokenizer = model.tokenizer
         self.label_ids = [tokenizer(label, add_special_tokens=False)["input_ids"][0] for label in LABELS]
 
@@ -62,8 +88,29 @@ class ModelScorer:
         if self.progress is not None:
             self.progress(n)
 
+    def _memoised(self, kind: str, inputs: tuple, ticks: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        memo = _MEMO.get()
+        if memo is None or self.state is None:
+            return compute()
+        fingerprint = self.model.fingerprint
+        key = hashlib.sha1(
+            repr((fingerprint.weights_hash, self.model.name, self.state, self.batch_size, kind, inputs)).encode()
+        ).hexdigest()
+        if key in memo:
+            memo.move_to_end(key)
+            self._tick(ticks)
+            return memo[key].copy()
+        value = memo[key] = compute()
+        while len(memo) > MEMO_SIZE:
+            memo.popitem(last=False)
+        return value.copy()
+
     def next_token_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
         """[n, len(token_ids)]: log-probabilities of ``token_ids`` right after each prompt."""
+        inputs = (tuple(map(tuple, prompts)), tuple(token_ids))
+        return self._memoised("next", inputs, len(prompts), lambda: self._next_token_logprobs(prompts, token_ids))
+
+    def _next_token_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
         rows = []
         for chunk in batched(list(prompts), self.batch_size):
             ids, mask = pad_left(chunk, self.model.tokenizer.pad_token_id)
@@ -83,6 +130,10 @@ class ModelScorer:
         Answers to the same prompt (an item's two options) share one pass over it: the prompt runs
         once into the KV cache and each answer continues from its copy. Prompts are several times
         longer than answers, so this nearly halves the option readout (and every calibration step)."""
+        inputs = (tuple(map(tuple, prompts)), tuple(map(tuple, answers)))
+        return self._memoised("loglik", inputs, len(prompts), lambda: self._continuation_loglik(prompts, answers))
+
+    def _continuation_loglik(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]]) -> np.ndarray:
         by_prompt: dict[tuple[int, ...], list[int]] = {}
         for k, prompt in enumerate(prompts):
             by_prompt.setdefault(tuple(prompt), []).append(k)

@@ -6,10 +6,12 @@ rows fed the pad token), so its tokens are bit-identical to ``generate(do_sample
 each step skips the logits processors, stopping criteria and input preparation that make batch-1
 decoding overhead-bound here.
 
-Two levers change the batch's arithmetic and are therefore opt-in, with their agreement
+Three levers change the batch's arithmetic and are therefore opt-in, with their agreement
 measured in ``benchmarks/suites.py``: ``compact`` drops finished rows from the batch (a smaller
-matrix may take another kernel), and ``stop_when`` ends a row early once the caller's verdict is
-decided (a refusal shows in the first tokens).
+matrix may take another kernel), ``stop_when`` ends a row early once the caller's verdict is
+decided (a refusal shows in the first tokens), and ``prefix`` runs the tokens every row starts
+with once, at batch 1, and lets each row continue from a copy of that cache (its padding then
+sits between the prefix and the rest of the prompt, masked, with positions that skip it).
 """
 
 from __future__ import annotations
@@ -55,8 +57,10 @@ def greedy(
     compact: bool = False,
     stop_when: StopRule | None = None,
     check_every: int = 4,
+    prefix: Sequence[int] = (),
 ) -> list[list[int]]:
-    """New tokens of each left-padded row (up to and including its stop token)."""
+    """New tokens of each left-padded row (up to and including its stop token); with ``prefix``,
+    each row's prompt is ``prefix`` followed by its row of ``ids``."""
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
@@ -67,7 +71,12 @@ def greedy(
     live = torch.arange(rows, device=device)  # batch slot -> original row
     done = torch.zeros(rows, dtype=torch.bool, device=device)
     cache = DynamicCache(config=model.config)
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    if prefix:
+        shared = torch.tensor([list(prefix)], device=device)
+        model(input_ids=shared, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(rows)
+        mask = torch.cat([mask.new_ones(rows, shared.shape[1]), mask], dim=1)
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, mask.shape[1] - ids.shape[1] :]
     tokens = _step(model, ids, mask, positions, cache)
     for step in range(max_new_tokens):
         tokens = torch.where(done, torch.full_like(tokens, pad_id), tokens)

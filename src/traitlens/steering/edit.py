@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from traitlens.assess import AssessmentResult, assess, work_units
+from traitlens.assess.scorer import score_memo
 from traitlens.errors import TraitlensError
 from traitlens.items import ItemBank, default_items, parse_dimension
 from traitlens.personas import persona_prompt
@@ -143,7 +144,20 @@ def edit(
     Every recipe in ``recipes`` (default: ``default_recipes``) is climbed on the train items up to
     the perplexity guard; the point with the largest train share wins (with ``alpha`` given, only
     the first recipe at that strength). Before, after and the persona-prompt baseline are then
-    read on the eval items and on every ``extra_items`` instrument, which the choice never saw."""
+    read on the eval items and on every ``extra_items`` instrument, which the choice never saw.
+    Passes asked twice (the validity checks' plain labels, the steered options read three ways)
+    are computed once (``score_memo``, bit-identical)."""
+    with score_memo():
+        return _edit(
+            model, trait, layer, alpha, goal, guard, recipes, pair_files, items, extra_items, permutations, alphas,
+            run_bench, progress,
+        )  # fmt: skip
+
+
+def _edit(
+    model, trait, layer, alpha, goal, guard, recipes, pair_files, items, extra_items, permutations, alphas, run_bench,
+    progress,
+) -> EditResult:  # fmt: skip
     start = time.perf_counter()
     dimension, _, _ = parse_dimension(trait)
     trait = trait.strip().upper()

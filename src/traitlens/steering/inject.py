@@ -10,6 +10,7 @@ the layer instead: no hook runs at all, so steered generation costs nothing extr
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -276,6 +277,15 @@ class Steering:
             prompt_length=prompt_length,
             fold=self.fold,
         )
+
+    def fingerprint(self) -> str:
+        """Everything that decides what this intervention does to a forward pass."""
+        h = hashlib.sha1(repr((self.vector.hook, self.alpha, self.positions, self.mode, self.fold)).encode())
+        for layer in sorted(self.vector.offsets):
+            offset = self.vector.offsets[layer].detach().to("cpu", torch.float32).contiguous()
+            h.update(f"{layer}:".encode())
+            h.update(offset.numpy().tobytes())
+        return h.hexdigest()
 
     def describe(self) -> dict[str, Any]:
         return {
