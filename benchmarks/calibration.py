@@ -1,7 +1,8 @@
-"""Calibration (``traitlens edit --trait JP --no-bench``), side by side in one run: every curve
-point a full forward (the reference) against the default, which computes the layers below each
-vector once per input and replays them for every strength (``traitlens.models.reuse``, bit-
-identical). Both arms start with empty memos. Reported: the whole edit's wall time, the frontier
+"""Calibration (``traitlens edit --trait JP --no-bench``), side by side in one run: the reference
+(every curve point a full forward, every repeated scoring pass computed again: the path before
+the speed work) against the default, which computes the layers below each vector once per input
+and replays them for every strength (``traitlens.models.reuse``) and computes a pass the pipeline
+asks for twice once (``score_memo``); both bit-identical. Both arms start with empty memos. Reported: the whole edit's wall time, the frontier
 search's (the alpha curves, where the reuse acts), and whether both chose the same recipe, layer
 and alpha.
 """
@@ -15,6 +16,7 @@ import time
 from _harness import model_spec, parser, print_rows, write_result
 
 import traitlens.assess.api as assess_api
+import traitlens.steering.edit as edit_module
 import traitlens.steering.frontier as frontier
 from traitlens import load_model
 from traitlens.models.reuse import LowerLayers
@@ -34,16 +36,17 @@ def _arm(model, trait: str, reuse: bool, recipes) -> dict:
         finally:
             timings["frontier_search"] = time.perf_counter() - start
 
-    active = LowerLayers.active
+    active, memo = LowerLayers.active, edit_module.score_memo
     frontier.search_frontier = timed_search
     if not reuse:
         LowerLayers.active = lambda self: contextlib.nullcontext(self)
+        edit_module.score_memo = contextlib.nullcontext
     try:
         start = time.perf_counter()
         result = edit(model, trait, recipes=recipes)
         timings["edit"] = time.perf_counter() - start
     finally:
-        frontier.search_frontier, LowerLayers.active = search, active
+        frontier.search_frontier, LowerLayers.active, edit_module.score_memo = search, active, memo
     chosen = result.calibration.chosen
     return timings | {
         "recipe": result.recipe.name,
@@ -61,8 +64,8 @@ def main() -> None:
     args = p.parse_args()
     model = load_model(model_spec(args))
     recipes = "default,persona" if args.quick else None
-    arms = {"reference": _arm(model, args.trait, False, recipes), "reuse": _arm(model, args.trait, True, recipes)}
-    ref, new = arms["reference"], arms["reuse"]
+    arms = {"reference": _arm(model, args.trait, False, recipes), "default": _arm(model, args.trait, True, recipes)}
+    ref, new = arms["reference"], arms["default"]
     same_choice = all(ref[k] == new[k] for k in ("recipe", "layer", "alpha"))
     same_curve = ref["curve"] == new["curve"]
     rows = [

@@ -75,18 +75,21 @@ def config_dict(config) -> dict:
     return {k: getattr(config, k) for k in keys} | {"rope_theta": float(rope)}
 
 
-def ours(model, vector, alpha, batches, n, fold, loop=False) -> dict:
-    """One round: a warm-up and one timed generation per batch (rounds repeat it); ``loop``:
-    traitlens' own decoding loop (its default), else Hugging Face ``generate``."""
-    from traitlens.decoding import greedy
+def ours(model, vector, alpha, batches, n, fold, engine="generate") -> dict:
+    """One round: a warm-up and one timed generation per batch (rounds repeat it); ``engine``:
+    Hugging Face ``generate``, traitlens' own decoding ``loop`` (its default), or the opt-in
+    ``compiled`` step."""
+    from traitlens.decoding import compiled_greedy, greedy
 
     out = {}
     pad = model.tokenizer.pad_token_id
     kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=pad)
 
     def run(ids, mask):
-        if loop:
+        if engine == "loop":
             return greedy(model.fast_model, ids, mask, n, [], pad)
+        if engine == "compiled":
+            return compiled_greedy(model.fast_model, ids, mask, n, [], pad)
         return model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, ids.shape[1] :].tolist()
 
     for key, (ids, mask) in batches.items():
@@ -181,8 +184,10 @@ def main() -> None:
         for _ in range(args.rounds):
             keep_best(results, "traitlens (fused hook)", ours(model, vector, alpha, batches, args.new_tokens, False))
             keep_best(results, "traitlens (bias fold)", ours(model, vector, alpha, batches, args.new_tokens, "auto"))
-            loop = ours(model, vector, alpha, batches, args.new_tokens, "auto", loop=True)
+            loop = ours(model, vector, alpha, batches, args.new_tokens, "auto", engine="loop")
             keep_best(results, "traitlens (bias fold, decoding loop: the default)", loop)
+            compiled = ours(model, vector, alpha, batches, args.new_tokens, "auto", engine="compiled")
+            keep_best(results, "traitlens (bias fold, compiled step: opt-in)", compiled)
             if job_path is not None:
                 subprocess.run([str(python), str(WORKER), str(job_path), f"{tmp}/out.json"], check=True)
                 for name, value in json.loads(Path(f"{tmp}/out.json").read_text()).items():

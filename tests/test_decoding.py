@@ -111,6 +111,33 @@ def test_a_shared_prefix_runs_once_and_decodes_the_same(tiny, positions):
     assert [g.prompt_ids for g in shared] == prompts
 
 
+@pytest.mark.parametrize("positions", [None, "response"])
+def test_parts_prefill_apart_and_decode_as_one_batch(tiny, positions):
+    """Two families of prompts (two templates) of different lengths: each part is prefilled with
+    its own prefix and padding, the caches are merged (left-padded) and decoded together."""
+    heads = [_prompts(1, seed=9)[0] + [21, 22], _prompts(1, seed=10)[0] + [31, 32, 33, 34, 35, 36]]
+    prompts = [heads[0] + t for t in _prompts(3, seed=11)] + [heads[1] + t for t in _prompts(4, seed=12)]
+    steering = Steering(_vector(tiny), 1.0, positions=positions) if positions else None
+    plain = generate(tiny, prompts, max_new_tokens=10, batch_size=7, steering=steering)
+    widths = []
+    handle = tiny.fast_model.register_forward_pre_hook(
+        lambda m, a, k: widths.append(tuple(k["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        merged = generate(
+            tiny, prompts, max_new_tokens=10, batch_size=7, steering=steering, share_prefix=True, prefill_size=3,
+            compact=True,
+        )  # fmt: skip
+    finally:
+        handle.remove()
+    assert widths[0][0] == 1 and widths[0][1] >= len(heads[0])  # part 1: its prefix, once, at batch 1
+    assert sum(1 for w in widths if w[1] > 1) == 5  # 3 parts: 2 prefixes + 3 prefills, no more
+    assert all(w[0] <= 7 and w[1] == 1 for w in widths[5:])  # then one batch decodes every row
+    same = sum(a.new_ids == b.new_ids for a, b in zip(plain, merged, strict=True))
+    assert same >= len(prompts) - 1
+    assert [g.prompt_ids for g in merged] == prompts
+
+
 def test_levers_refuse_paths_they_do_not_apply_to(tiny):
     with pytest.raises(ValueError, match="greedy"):
         generate(tiny, _prompts(2), max_new_tokens=4, temperature=0.7, compact=True)

@@ -18,7 +18,7 @@ import torch
 
 from traitlens.batching import batched, by_length, pad_left
 from traitlens.decoding.compiled import compiled_greedy
-from traitlens.decoding.loop import StopRule, greedy
+from traitlens.decoding.loop import Part, StopRule, greedy_parts
 from traitlens.models import LoadedModel
 
 __all__ = ["Generation", "generate", "ENGINES"]
@@ -50,6 +50,16 @@ def _shared_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
     while length < limit and all(p[length] == first[length] for p in prompts):
         length += 1
     return list(first[:length])
+
+
+def _parts(chunk, pad_id: int, share_prefix: bool, size: int) -> list[Part]:
+    """The batch as prefill parts of ``size`` prompts: each part's shared prefix (when asked
+    for) and the rest of its prompts, left-padded to each other."""
+    parts = []
+    for sub in batched(chunk, size):
+        shared = _shared_prefix(sub) if share_prefix and len(sub) > 1 else []
+        parts.append((shared, *pad_left([p[len(shared) :] for p in sub], pad_id)))
+    return parts
 
 
 def _stop_ids(model: LoadedModel) -> set[int]:
@@ -110,6 +120,7 @@ def generate(
     compact: bool = False,
     stop_when: StopRule | None = None,
     share_prefix: bool = False,
+    prefill_size: int | None = None,
 ) -> list[Generation]:
     """Continue each prompt (token ids, e.g. from ``chat_ids``); greedy when temperature is 0.
 
@@ -117,7 +128,9 @@ def generate(
     positions start right after that batch's (left-padded) prompts. Fast path only.
     Opt-in speed levers (greedy, fast path): ``bucket`` batches prompts of similar length
     together, ``compact`` drops finished rows, ``stop_when(new_ids)`` ends a row early,
-    ``share_prefix`` computes the tokens a batch's prompts all start with once."""
+    ``share_prefix`` computes the tokens a batch's prompts all start with once; with
+    ``prefill_size``, a batch is prefilled in parts of that many prompts (each with its own
+    shared prefix and padding) and decoded as one."""
     if steering is not None and backend != "hf":
         raise ValueError("steered generation runs on the fast path (backend='hf')")
     if backend not in ("hf", "bridge"):
@@ -125,9 +138,11 @@ def generate(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     looped = backend == "hf" and temperature <= 0 and use_cache and engine != "generate"
-    if (bucket or compact or share_prefix or stop_when is not None) and not (looped and engine == "loop"):
+    levers = bucket or compact or share_prefix or prefill_size is not None or stop_when is not None
+    if levers and not (looped and engine == "loop"):
         raise ValueError(
-            "bucket, compact, share_prefix and stop_when need greedy decoding on the fast path (engine='loop')"
+            "bucket, compact, share_prefix, prefill_size and stop_when need greedy decoding on the fast path "
+            "(engine='loop')"
         )
     if engine == "compiled" and not looped:
         raise ValueError("engine='compiled' is greedy decoding on the fast path (backend='hf', temperature 0)")
@@ -142,26 +157,18 @@ def generate(
     results: dict[int, Generation] = {}
     for rows in batched(order, batch_size):
         chunk = [prompts[k] for k in rows]
-        shared = _shared_prefix(chunk) if share_prefix and len(chunk) > 1 else []
-        ids, mask = pad_left([p[len(shared) :] for p in chunk], pad_id)
-        width = len(shared) + ids.shape[1]
+        parts = _parts(chunk, pad_id, share_prefix, prefill_size or len(chunk))
+        width = max(len(shared) + ids.shape[1] for shared, ids, _ in parts)  # where every row's prompt ends
         context = steering.attach(model, prompt_length=width) if steering is not None else nullcontext()
         with context:
-            if looped and engine == "compiled":
-                new = compiled_greedy(model.fast_model, ids, mask, max_new_tokens, stops, pad_id)
-            elif looped:
-                new = greedy(
-                    model.fast_model,
-                    ids,
-                    mask,
-                    max_new_tokens,
-                    stops,
-                    pad_id,
-                    compact=compact,
-                    stop_when=stop_when,
-                    prefix=shared,
+            if looped and engine == "loop":
+                new = greedy_parts(
+                    model.fast_model, parts, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when
                 )
+            elif looped:
+                new = compiled_greedy(model.fast_model, *pad_left(chunk, pad_id), max_new_tokens, stops, pad_id)
             else:
+                ids, mask = pad_left(chunk, pad_id)
                 new = run(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops).tolist()
         for k, prompt, row in zip(rows, chunk, new, strict=True):
             kept = _trim(row, stops)

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["greedy", "StopRule", "record_step"]
+__all__ = ["greedy", "greedy_parts", "Part", "StopRule", "record_step"]
 
 # Called with a row's new tokens so far; True ends that row (its tokens stay as they are).
 StopRule = Callable[[list[int]], bool]
@@ -45,6 +46,49 @@ def _step(model, ids, mask, positions, cache):
     return out.logits[:, -1, :].float().argmax(dim=-1)
 
 
+# One prompt part: the tokens its rows share (may be empty), then the rows' left-padded rest.
+Part = tuple[Sequence[int], torch.Tensor, torch.Tensor]
+
+
+def _prefill(model, part: Part, device):
+    """The part's cache, its attention mask (prefix included), its last positions and first tokens."""
+    from transformers import DynamicCache
+
+    prefix, ids, mask = part
+    ids, mask = ids.to(device), mask.to(device)
+    cache = DynamicCache(config=model.config)
+    if prefix:
+        shared = torch.tensor([list(prefix)], device=device)
+        model(input_ids=shared, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(ids.shape[0])
+        mask = torch.cat([mask.new_ones(ids.shape[0], shared.shape[1]), mask], dim=1)
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, mask.shape[1] - ids.shape[1] :]
+    tokens = _step(model, ids, mask, positions, cache)
+    return cache, mask, positions[:, -1:], tokens
+
+
+def _merge(model, states):
+    """One batch from prefilled parts: each part's cache and mask padded on the left to the
+    longest (masked zeros). ``None`` when a cache is not one full-length tensor per layer (a
+    sliding-window layer keeps only its window)."""
+    from transformers import DynamicCache
+
+    width = max(mask.shape[1] for _, mask, _, _ in states)
+    if any(layer.keys.shape[-2] != mask.shape[1] for cache, mask, _, _ in states for layer in cache.layers):
+        return None
+    merged = DynamicCache(config=model.config)
+    if len(merged.layers) != len(states[0][0].layers):
+        return None
+    for index, layer in enumerate(merged.layers):
+        pads = [(0, 0, width - mask.shape[1], 0) for _, mask, _, _ in states]
+        keys = torch.cat([F.pad(c.layers[index].keys, pad) for (c, *_), pad in zip(states, pads, strict=True)])
+        values = torch.cat([F.pad(c.layers[index].values, pad) for (c, *_), pad in zip(states, pads, strict=True)])
+        layer.update(keys, values)
+    mask = torch.cat([F.pad(mask, (width - mask.shape[1], 0)) for _, mask, _, _ in states])
+    positions = torch.cat([positions for *_, positions, _ in states])
+    return merged, mask, positions, torch.cat([tokens for *_, tokens in states])
+
+
 @torch.inference_mode()
 def greedy(
     model,
@@ -61,23 +105,41 @@ def greedy(
 ) -> list[list[int]]:
     """New tokens of each left-padded row (up to and including its stop token); with ``prefix``,
     each row's prompt is ``prefix`` followed by its row of ``ids``."""
-    from transformers import DynamicCache
+    return greedy_parts(
+        model, [(prefix, ids, mask)], max_new_tokens, stop_ids, pad_id,
+        compact=compact, stop_when=stop_when, check_every=check_every,
+    )  # fmt: skip
 
+
+@torch.inference_mode()
+def greedy_parts(
+    model,
+    parts: Sequence[Part],
+    max_new_tokens: int,
+    stop_ids: Sequence[int],
+    pad_id: int,
+    *,
+    compact: bool = False,
+    stop_when: StopRule | None = None,
+    check_every: int = 4,
+) -> list[list[int]]:
+    """``greedy`` over several parts at once (opt-in): each part is prefilled on its own (its
+    shared prefix once, its rows padded only to each other), then all rows decode as one batch,
+    where a large batch makes every step cheaper per row. Rows come back in the parts' order."""
     device = next(model.parameters()).device
-    ids, mask = ids.to(device), mask.to(device)
-    rows = ids.shape[0]
+    states = [_prefill(model, part, device) for part in parts]
+    state = states[0] if len(states) == 1 else _merge(model, states)
+    if state is None:  # caches that cannot be merged decode part by part
+        return [row for part in parts for row in greedy_parts(
+            model, [part], max_new_tokens, stop_ids, pad_id, compact=compact, stop_when=stop_when,
+            check_every=check_every,
+        )]  # fmt: skip
+    cache, mask, positions, tokens = state
+    rows = tokens.shape[0]
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
     new: list[list[int]] = [[] for _ in range(rows)]
     live = torch.arange(rows, device=device)  # batch slot -> original row
     done = torch.zeros(rows, dtype=torch.bool, device=device)
-    cache = DynamicCache(config=model.config)
-    if prefix:
-        shared = torch.tensor([list(prefix)], device=device)
-        model(input_ids=shared, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache.batch_repeat_interleave(rows)
-        mask = torch.cat([mask.new_ones(rows, shared.shape[1]), mask], dim=1)
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, mask.shape[1] - ids.shape[1] :]
-    tokens = _step(model, ids, mask, positions, cache)
     for step in range(max_new_tokens):
         tokens = torch.where(done, torch.full_like(tokens, pad_id), tokens)
         record_step(new, live.tolist(), tokens, done)
@@ -88,7 +150,7 @@ def greedy(
         if bool(done.all()) or step + 1 == max_new_tokens:
             break
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        positions = positions[:, -1:] + 1
+        positions = positions + 1
         if compact and bool(done.any()):
             keep = (~done).nonzero().squeeze(1)
             cache.reorder_cache(keep)
