@@ -227,3 +227,36 @@ def test_cli_refuses_a_dtype_it_cannot_run(command, tmp_path):
     result = run_cli(command, "--model", "tiny", *extra, "--dtype", "float16", "--out", str(tmp_path / "o"))
     assert_clean_error(result, "float16")
     assert not (tmp_path / "o").exists()
+
+
+def test_roomy_layer_holds_what_a_dynamic_layer_holds():
+    from transformers.cache_utils import DynamicLayer
+
+    from traitlens.decoding.kvcache import RoomyLayer
+
+    g = torch.Generator().manual_seed(0)
+    first = torch.randn(3, 2, 5, 4, generator=g)
+    plain = DynamicLayer()
+    plain.update(first, -first)
+    roomy = RoomyLayer(first, -first, room=2)
+    for _ in range(4):  # past its room: it grows
+        column = torch.randn(3, 2, 1, 4, generator=g)
+        a, b = plain.update(column, -column), roomy.update(column, -column)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    keep = torch.tensor([2, 0])
+    plain.batch_select_indices(keep)
+    roomy.batch_select_indices(keep)
+    assert torch.equal(plain.keys, roomy.keys) and roomy.get_seq_length() == plain.get_seq_length() == 9
+    plain.reorder_cache(torch.tensor([1, 0]))
+    roomy.reorder_cache(torch.tensor([1, 0]))
+    assert torch.equal(plain.values, roomy.values)
+
+
+def test_a_roomy_cache_decodes_the_same_tokens(tiny):
+    prompts = _prompts(6, seed=13)
+    ids, mask = pad_left(prompts, tiny.tokenizer.pad_token_id)
+    from traitlens.decoding import greedy_parts
+
+    plain = greedy_parts(tiny.fast_model, [((), ids, mask)], 10, [], 0)
+    roomy = greedy_parts(tiny.fast_model, [((), ids, mask)], 10, [], 0, roomy=True, compact=True)
+    assert plain == roomy

@@ -130,7 +130,7 @@ def generate(
     together, ``compact`` drops finished rows, ``stop_when(new_ids)`` ends a row early,
     ``share_prefix`` computes the tokens a batch's prompts all start with once; with
     ``prefill_size``, a batch is prefilled in parts of that many prompts (each with its own
-    shared prefix and padding) and decoded as one."""
+    shared prefix and padding) and decoded as one, its cache written in place."""
     if steering is not None and backend != "hf":
         raise ValueError("steered generation runs on the fast path (backend='hf')")
     if backend not in ("hf", "bridge"):
@@ -163,8 +163,9 @@ def generate(
         with context:
             if looped and engine == "loop":
                 new = greedy_parts(
-                    model.fast_model, parts, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when
-                )
+                    model.fast_model, parts, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when,
+                    roomy=prefill_size is not None,
+                )  # fmt: skip
             elif looped:
                 new = compiled_greedy(model.fast_model, *pad_left(chunk, pad_id), max_new_tokens, stops, pad_id)
             else:

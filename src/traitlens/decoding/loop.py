@@ -67,23 +67,30 @@ def _prefill(model, part: Part, device):
     return cache, mask, positions[:, -1:], tokens
 
 
-def _merge(model, states):
+def _merge(model, states, room: int | None):
     """One batch from prefilled parts: each part's cache and mask padded on the left to the
-    longest (masked zeros). ``None`` when a cache is not one full-length tensor per layer (a
+    longest (masked zeros); with ``room``, every layer gets that many spare columns
+    (``RoomyLayer``). ``None`` when a cache is not one full-length tensor per layer (a
     sliding-window layer keeps only its window)."""
     from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    from traitlens.decoding.kvcache import RoomyLayer
 
     width = max(mask.shape[1] for _, mask, _, _ in states)
     if any(layer.keys.shape[-2] != mask.shape[1] for cache, mask, _, _ in states for layer in cache.layers):
         return None
     merged = DynamicCache(config=model.config)
-    if len(merged.layers) != len(states[0][0].layers):
+    if len(merged.layers) != len(states[0][0].layers) or any(type(la) is not DynamicLayer for la in merged.layers):
         return None
-    for index, layer in enumerate(merged.layers):
-        pads = [(0, 0, width - mask.shape[1], 0) for _, mask, _, _ in states]
+    pads = [(0, 0, width - mask.shape[1], 0) for _, mask, _, _ in states]
+    for index in range(len(merged.layers)):
         keys = torch.cat([F.pad(c.layers[index].keys, pad) for (c, *_), pad in zip(states, pads, strict=True)])
         values = torch.cat([F.pad(c.layers[index].values, pad) for (c, *_), pad in zip(states, pads, strict=True)])
-        layer.update(keys, values)
+        if room is None:
+            merged.layers[index].update(keys, values)
+        else:
+            merged.layers[index] = RoomyLayer(keys, values, room)
     mask = torch.cat([F.pad(mask, (width - mask.shape[1], 0)) for _, mask, _, _ in states])
     positions = torch.cat([positions for *_, positions, _ in states])
     return merged, mask, positions, torch.cat([tokens for *_, tokens in states])
@@ -122,17 +129,20 @@ def greedy_parts(
     compact: bool = False,
     stop_when: StopRule | None = None,
     check_every: int = 4,
+    roomy: bool = False,
 ) -> list[list[int]]:
     """``greedy`` over several parts at once (opt-in): each part is prefilled on its own (its
     shared prefix once, its rows padded only to each other), then all rows decode as one batch,
-    where a large batch makes every step cheaper per row. Rows come back in the parts' order."""
+    where a large batch makes every step cheaper per row. Rows come back in the parts' order.
+    ``roomy``: the decoding columns are allocated up front and written in place (``RoomyLayer``)."""
     device = next(model.parameters()).device
     states = [_prefill(model, part, device) for part in parts]
-    state = states[0] if len(states) == 1 else _merge(model, states)
+    room = max_new_tokens if roomy else None
+    state = states[0] if len(states) == 1 and room is None else _merge(model, states, room)
     if state is None:  # caches that cannot be merged decode part by part
         return [row for part in parts for row in greedy_parts(
             model, [part], max_new_tokens, stop_ids, pad_id, compact=compact, stop_when=stop_when,
-            check_every=check_every,
+            check_every=check_every, roomy=False,
         )]  # fmt: skip
     cache, mask, positions, tokens = state
     rows = tokens.shape[0]
