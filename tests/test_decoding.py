@@ -260,3 +260,18 @@ def test_a_roomy_cache_decodes_the_same_tokens(tiny):
     plain = greedy_parts(tiny.fast_model, [((), ids, mask)], 10, [], 0)
     roomy = greedy_parts(tiny.fast_model, [((), ids, mask)], 10, [], 0, roomy=True, compact=True)
     assert plain == roomy
+
+
+def test_prefill_parts_end_where_a_template_ends():
+    from traitlens.generation import PREFIX_CUT, _parts
+
+    system = list(range(100, 110))
+    template_a, template_b = list(range(200, 220)), list(range(300, 330))
+    chunk = [system + template_a + [k, k + 1] for k in range(5)] + [system + template_b + [k] for k in range(3)]
+    parts = _parts(chunk, 0, share_prefix=True, size=4)
+    # 4 of template A (the size); the fifth shares only the system turn with B's first, which
+    # shares its whole template with the next: B starts its own part
+    assert [p[1].shape[0] for p in parts] == [4, 1, 3]
+    assert [len(p[0]) for p in parts] == [len(system) + len(template_a), 0, len(system) + len(template_b)]
+    assert len(template_a) > PREFIX_CUT
+    assert [p[1].shape[0] for p in _parts(chunk, 0, share_prefix=False, size=4)] == [4, 4]

@@ -53,13 +53,32 @@ def _shared_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
 
 
 def _parts(chunk, pad_id: int, share_prefix: bool, size: int) -> list[Part]:
-    """The batch as prefill parts of ``size`` prompts: each part's shared prefix (when asked
-    for) and the rest of its prompts, left-padded to each other."""
+    """The batch as prefill parts of at most ``size`` prompts: each part's shared prefix (when
+    asked for) and the rest of its prompts, left-padded to each other. With ``share_prefix`` a
+    part also ends before a prompt that would cut its prefix short by ``PREFIX_CUT`` tokens or
+    more (another attack's template), or, for a part of one, that shares that much more with
+    the prompt after it."""
+    groups: list[list] = []
+    shared: list[int] = []  # each group's common prefix length so far
+    for index, prompt in enumerate(chunk):
+        if groups and len(groups[-1]) < size:
+            common = len(_shared_prefix([groups[-1][0], prompt]))
+            ahead = len(_shared_prefix([prompt, chunk[index + 1]])) if index + 1 < len(chunk) else 0
+            limit = shared[-1] if len(groups[-1]) > 1 else ahead
+            if not share_prefix or common > limit - PREFIX_CUT:
+                groups[-1].append(prompt)
+                shared[-1] = min(shared[-1], common)
+                continue
+        groups.append([prompt])
+        shared.append(len(prompt))
     parts = []
-    for sub in batched(chunk, size):
-        shared = _shared_prefix(sub) if share_prefix and len(sub) > 1 else []
-        parts.append((shared, *pad_left([p[len(shared) :] for p in sub], pad_id)))
+    for sub in groups:
+        prefix = _shared_prefix(sub) if share_prefix and len(sub) > 1 else []
+        parts.append((prefix, *pad_left([p[len(prefix) :] for p in sub], pad_id)))
     return parts
+
+
+PREFIX_CUT = 8  # tokens of shared prefix worth starting a new prefill part for
 
 
 def _stop_ids(model: LoadedModel) -> set[int]:

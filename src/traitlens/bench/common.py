@@ -22,10 +22,12 @@ __all__ = [
     "in_fast_mode",
     "refusal_decided",
     "FAST_BATCH",
+    "FAST_KV_BUDGET",
     "FAST_PREFILL",
 ]
 
-FAST_BATCH = 128  # rows decoded together: a decoding step costs less per row in a larger batch
+FAST_BATCH = 256  # rows decoded together at most: a decoding step costs less per row in a larger batch
+FAST_KV_BUDGET = 3 * 2**30  # ... and no more rows than a KV cache of this many bytes holds
 FAST_PREFILL = 32  # prompts prefilled together: their shared prefix once, padding only among them
 _FAST: ContextVar[bool] = ContextVar("traitlens_fast_decoding", default=False)
 
@@ -64,6 +66,15 @@ def refusal_decided(tokenizer, detector, min_tokens: int = 8) -> StopRule:
     return rule
 
 
+def _fast_batch(model, prompts: Sequence[Sequence[int]], max_new_tokens: int, floor: int) -> int:
+    """Rows per decoding batch in fast mode: up to ``FAST_BATCH``, as many as a KV cache of
+    ``FAST_KV_BUDGET`` bytes holds at the longest prompt's length."""
+    from traitlens.decoding.kvcache import kv_bytes_per_token
+
+    per_row = kv_bytes_per_token(model.fast_model) * (max(map(len, prompts), default=1) + max_new_tokens)
+    return max(floor, min(FAST_BATCH, FAST_KV_BUDGET // max(per_row, 1)))
+
+
 def chat_prompts(model, texts: Sequence[str], intervention=None) -> list[list[int]]:
     """Chat prompts; an intervention with a ``system`` prompt (a persona prompt) adds it to each."""
     system = getattr(intervention, "system", None)
@@ -86,7 +97,7 @@ def generate_replies(
     # Fast: prompts in token order, so each batch holds prompts that start alike (one attack's
     # template, one system turn) and its shared prefix is computed once.
     order = sorted(range(len(prompts)), key=lambda k: prompts[k]) if fast else list(range(len(prompts)))
-    size = max(batch_size, FAST_BATCH) if fast else batch_size
+    size = _fast_batch(model, prompts, max_new_tokens, batch_size) if fast else batch_size
     levers = (
         {"compact": True, "share_prefix": True, "prefill_size": FAST_PREFILL, "stop_when": stop_when} if fast else {}
     )

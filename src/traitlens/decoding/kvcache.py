@@ -13,7 +13,16 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["RoomyLayer"]
+__all__ = ["RoomyLayer", "kv_bytes_per_token"]
+
+
+def kv_bytes_per_token(model) -> int:
+    """Bytes one token adds to one row's KV cache (keys and values, every layer)."""
+    config = model.config
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    element = next(model.parameters()).element_size()
+    return 2 * config.num_hidden_layers * heads * dim * element
 
 
 class RoomyLayer(DynamicLayer):
