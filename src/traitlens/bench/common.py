@@ -26,7 +26,7 @@ __all__ = [
     "FAST_PREFILL",
 ]
 
-FAST_BATCH = 256  # rows decoded together at most: a decoding step costs less per row in a larger batch
+FAST_BATCH = 128  # rows decoded together at most: a decoding step costs less per row in a larger batch
 FAST_KV_BUDGET = 3 * 2**30  # ... and no more rows than a KV cache of this many bytes holds
 FAST_PREFILL = 32  # prompts prefilled together: their shared prefix once, padding only among them
 _FAST: ContextVar[bool] = ContextVar("traitlens_fast_decoding", default=False)
