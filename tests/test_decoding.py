@@ -275,3 +275,25 @@ def test_prefill_parts_end_where_a_template_ends():
     assert [len(p[0]) for p in parts] == [len(system) + len(template_a), 0, len(system) + len(template_b)]
     assert len(template_a) > PREFIX_CUT
     assert [p[1].shape[0] for p in _parts(chunk, 0, share_prefix=False, size=4)] == [4, 4]
+
+
+def test_parts_that_cannot_merge_decode_apart_from_their_one_prefill(tiny, monkeypatch):
+    """A cache that cannot be merged (a sliding-window layer keeps only its window) decodes part
+    by part, from the prefill it already has: no prompt is run twice."""
+    import traitlens.decoding.loop as loop
+
+    prompts = _prompts(5, seed=14)
+    parts = [((), *pad_left(prompts[:3], 0)), ((), *pad_left(prompts[3:], 0))]
+    merged = loop.greedy_parts(tiny.fast_model, parts, 8, [], 0, roomy=True)
+    monkeypatch.setattr(loop, "_merge", lambda *a: None)
+    widths = []
+    handle = tiny.fast_model.register_forward_pre_hook(
+        lambda m, a, k: widths.append(k["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        apart = loop.greedy_parts(tiny.fast_model, parts, 8, [], 0, roomy=True)
+    finally:
+        handle.remove()
+    assert sum(1 for w in widths if w > 1) == 2  # one prefill per part
+    assert sum(a == b for a, b in zip(merged, apart, strict=True)) >= len(prompts) - 1
+    assert [len(r) for r in apart] == [8] * len(prompts)

@@ -58,14 +58,18 @@ def _parts(chunk, pad_id: int, share_prefix: bool, size: int) -> list[Part]:
     part also ends before a prompt that would cut its prefix short by ``PREFIX_CUT`` tokens or
     more (another attack's template), or, for a part of one, that shares that much more with
     the prompt after it."""
+    if not share_prefix:
+        return [((), *pad_left(sub, pad_id)) for sub in batched(chunk, size)]
     groups: list[list] = []
     shared: list[int] = []  # each group's common prefix length so far
     for index, prompt in enumerate(chunk):
         if groups and len(groups[-1]) < size:
             common = len(_shared_prefix([groups[-1][0], prompt]))
-            ahead = len(_shared_prefix([prompt, chunk[index + 1]])) if index + 1 < len(chunk) else 0
-            limit = shared[-1] if len(groups[-1]) > 1 else ahead
-            if not share_prefix or common > limit - PREFIX_CUT:
+            if len(groups[-1]) > 1:
+                limit = shared[-1]
+            else:  # a part of one: the prompt joins unless it shares much more with the next one
+                limit = len(_shared_prefix([prompt, chunk[index + 1]])) if index + 1 < len(chunk) else 0
+            if common > limit - PREFIX_CUT:
                 groups[-1].append(prompt)
                 shared[-1] = min(shared[-1], common)
                 continue
@@ -73,7 +77,7 @@ def _parts(chunk, pad_id: int, share_prefix: bool, size: int) -> list[Part]:
         shared.append(len(prompt))
     parts = []
     for sub in groups:
-        prefix = _shared_prefix(sub) if share_prefix and len(sub) > 1 else []
+        prefix = _shared_prefix(sub) if len(sub) > 1 else []
         parts.append((prefix, *pad_left([p[len(prefix) :] for p in sub], pad_id)))
     return parts
 

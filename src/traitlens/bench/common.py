@@ -92,7 +92,7 @@ def generate_replies(
 ) -> list[str]:
     """Greedy, seeded, batched (left padding), length-capped chat replies. Inside
     ``fast_decoding()`` the opt-in levers apply, ``stop_when`` among them; outside it is unused."""
-    fast = _FAST.get()
+    fast = in_fast_mode()
     prompts = chat_prompts(model, texts, intervention)
     # Fast: prompts in token order, so each batch holds prompts that start alike (one attack's
     # template, one system turn) and its shared prefix is computed once.

@@ -81,7 +81,7 @@ class JailbreakSuite:
         decided = refusal_decided(model.tokenizer, self.detector)  # a plain-English refusal is judged as is
         attacks = [get_attack(name) for name in self.attacks]
         prompts = [[attack.prompt(g) for g in goals] for attack in attacks]
-        if in_fast_mode():  # one call: its length buckets span every attack
+        if in_fast_mode():  # one call: its prefill parts and decoding batches span every attack
             flat = generate_replies(
                 model, [p for ps in prompts for p in ps], intervention, self.max_new_tokens, progress, stop_when=decided
             )

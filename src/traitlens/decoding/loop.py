@@ -139,12 +139,16 @@ def greedy_parts(
     states = [_prefill(model, part, device) for part in parts]
     room = max_new_tokens if roomy else None
     state = states[0] if len(states) == 1 and room is None else _merge(model, states, room)
-    if state is None:  # caches that cannot be merged decode part by part
-        return [row for part in parts for row in greedy_parts(
-            model, [part], max_new_tokens, stop_ids, pad_id, compact=compact, stop_when=stop_when,
-            check_every=check_every, roomy=False,
-        )]  # fmt: skip
+    levers = {"compact": compact, "stop_when": stop_when, "check_every": check_every}
+    if state is None:  # caches that cannot be merged decode part by part, from their own prefill
+        return [row for part in states for row in _decode(model, part, max_new_tokens, stop_ids, pad_id, **levers)]
+    return _decode(model, state, max_new_tokens, stop_ids, pad_id, **levers)
+
+
+def _decode(model, state, max_new_tokens, stop_ids, pad_id, *, compact, stop_when, check_every) -> list[list[int]]:
+    """The decoding loop from a prefilled state (cache, mask, last positions, first tokens)."""
     cache, mask, positions, tokens = state
+    device = tokens.device
     rows = tokens.shape[0]
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
     new: list[list[int]] = [[] for _ in range(rows)]
