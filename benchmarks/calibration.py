@@ -4,7 +4,9 @@ the speed work) against the default, which computes the layers below each vector
 and replays them for every strength (``traitlens.models.reuse``) and computes a pass the pipeline
 asks for twice once (``score_memo``); both bit-identical. Both arms start with empty memos. Reported: the whole edit's wall time, the frontier
 search's (the alpha curves, where the reuse acts), and whether both chose the same recipe, layer
-and alpha.
+and alpha. A third arm runs the default path on the opt-in bfloat16 weights (``--dtype
+bfloat16``, where the CPU has AMX or AVX512-BF16): not bit-identical, so its agreement with the
+float32 curve is reported beside its speed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import traitlens.assess.api as assess_api
 import traitlens.steering.edit as edit_module
 import traitlens.steering.frontier as frontier
 from traitlens import load_model
+from traitlens.models.precision import cpu_has_bf16
 from traitlens.models.reuse import LowerLayers
 from traitlens.steering.edit import edit
 
@@ -58,6 +61,19 @@ def _arm(model, trait: str, reuse: bool, recipes) -> dict:
     }
 
 
+def _agreement(fp32: dict, bf16: dict) -> dict:
+    """How far the bfloat16 curve is from the float32 one, at the strengths both evaluated."""
+    ours = {(r, a): (share, ppl) for r, a, share, ppl in fp32["curve"]}
+    shared = [(ours[(r, a)], (share, ppl)) for r, a, share, ppl in bf16["curve"] if (r, a) in ours]
+    return {
+        "same_choice": all(fp32[k] == bf16[k] for k in ("recipe", "layer", "alpha")),
+        "shared_points": len(shared),
+        "max_share_diff": max((abs(a[0] - b[0]) for a, b in shared), default=float("nan")),
+        "max_ppl_rel_diff": max((abs(a[1] - b[1]) / a[1] for a, b in shared), default=float("nan")),
+        "train_share": [fp32["train_share"], bf16["train_share"]],
+    }
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--trait", default="JP")
@@ -66,6 +82,11 @@ def main() -> None:
     recipes = "default,persona" if args.quick else None
     arms = {"reference": _arm(model, args.trait, False, recipes), "default": _arm(model, args.trait, True, recipes)}
     ref, new = arms["reference"], arms["default"]
+    bf16 = None
+    if cpu_has_bf16():
+        bf16_model = load_model(model_spec(args), dtype="bfloat16")
+        arms["bfloat16"] = _arm(bf16_model, args.trait, True, recipes)
+        bf16 = _agreement(new, arms["bfloat16"]) | {"speedup": ref["edit"] / arms["bfloat16"]["edit"]}
     same_choice = all(ref[k] == new[k] for k in ("recipe", "layer", "alpha"))
     same_curve = ref["curve"] == new["curve"]
     rows = [
@@ -84,6 +105,14 @@ def main() -> None:
             f"{same_choice} / {same_curve} ({new['recipe']}, layer {new['layer']}, alpha {new['alpha']})",
         )
     )
+    if bf16 is not None:
+        rows.append(
+            (
+                "bfloat16",
+                f"edit {bf16['speedup']:.2f}x the reference; same choice {bf16['same_choice']}; curve share "
+                f"max |diff| {bf16['max_share_diff']:.4f}, perplexity max relative diff {bf16['max_ppl_rel_diff']:.4f}",
+            )
+        )
     print_rows(f"edit --trait {args.trait} --no-bench on {model.name}", rows)
     write_result(
         "calibration",
@@ -96,6 +125,7 @@ def main() -> None:
             "frontier_search_speedup": ref["frontier_search"] / new["frontier_search"],
             "same_choice": same_choice,
             "same_curve": same_curve,
+            "bfloat16": bf16,
         },
     )
 

@@ -153,6 +153,15 @@ def _calibration(data: dict) -> list[str]:
         f"{data['frontier_search_speedup']:.2f}x; same recipe, layer and alpha: {data['same_choice']}; every curve "
         f"point identical: {data['same_curve']}.",
     ]
+    bf16 = data.get("bfloat16")
+    if bf16:
+        lines.append(
+            f"Opt-in bfloat16 weights (`--dtype bfloat16`): **{bf16['speedup']:.2f}x** the reference; same recipe, "
+            f"layer and alpha as float32: {bf16['same_choice']} (train share {bf16['train_share'][1]:.4f} vs "
+            f"{bf16['train_share'][0]:.4f}); over the {bf16['shared_points']} strengths both curves evaluated, the "
+            f"train share differs by at most {bf16['max_share_diff']:.4f} and perplexity by at most "
+            f"{bf16['max_ppl_rel_diff']:.2%}."
+        )
     return lines
 
 

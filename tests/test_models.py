@@ -221,3 +221,58 @@ def test_gguf_loader_reads_head_size_rope_freqs_and_refuses_unknown_tensors(tmp_
     odd = _write_llama_gguf(tmp_path / "odd.gguf", extra={"blk.0.attn_sinks.weight": np.ones(4, np.float32)})
     with pytest.raises(TraitlensError, match="unexpected tensor 'blk.0.attn_sinks.weight'"):
         llama_from_gguf(read_gguf(odd))
+
+
+def _bf16_or_skip():
+    from traitlens.models.precision import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("no native bfloat16 on this CPU")
+    return load_model("tiny", dtype="bfloat16")
+
+
+def test_bfloat16_head_reads_a_contiguous_input_with_the_same_logits():
+    model = _bf16_or_skip()
+    fm = model.fast_model
+    seen = []
+    handle = fm.lm_head.register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous()))
+    ids = torch.randint(3, 100, (4, 9))
+    with torch.inference_mode():
+        out = fm(input_ids=ids, logits_to_keep=1).logits
+        hidden = fm.model(input_ids=ids).last_hidden_state
+        unhooked = torch.nn.functional.linear(hidden[:, -1:, :].contiguous(), fm.lm_head.weight)
+    handle.remove()
+    assert seen == [True]
+    assert torch.equal(out, unhooked)
+    assert load_model("tiny").fast_model.lm_head._forward_pre_hooks == {}  # float32 runs as Hugging Face does
+
+
+def test_row_linear_is_a_linear_that_reads_its_bias_at_every_call():
+    from traitlens.models.precision import RowLinear, row_products
+
+    torch.manual_seed(0)
+    net = row_products(torch.nn.Sequential(torch.nn.Linear(8, 5), torch.nn.Linear(5, 3, bias=False)))
+    assert all(type(m) is RowLinear and isinstance(m, torch.nn.Linear) for m in net)
+    one, many = torch.randn(1, 1, 8), torch.randn(3, 2, 8)
+    torch.testing.assert_close(net[0](one), torch.nn.functional.linear(one, net[0].weight, net[0].bias))
+    assert torch.equal(net[0](many), torch.nn.functional.linear(many, net[0].weight, net[0].bias))
+    assert net(one).shape == (1, 1, 3) and net(many).shape == (3, 2, 3)
+    before = net[0](one)
+    net[0].bias = torch.nn.Parameter(net[0].bias + 1.0)  # what a steering fold does
+    torch.testing.assert_close(net[0](one), before + 1.0)
+
+
+def test_bfloat16_steered_decoding_at_batch_one_uses_row_products_and_detaches_cleanly():
+    from traitlens.models.precision import RowLinear
+    from traitlens.steering import Steering, SteeringVector
+
+    model = _bf16_or_skip()
+    assert isinstance(model.fast_model.model.layers[0].mlp.down_proj, RowLinear)
+    assert not any(isinstance(m, RowLinear) for m in model.bridge.modules())
+    prompt = [chat_ids(model.tokenizer, chat_messages("hello there"))]
+    plain = generate(model, prompt, max_new_tokens=6)[0].new_ids
+    g = torch.Generator().manual_seed(1)
+    vector = SteeringVector({1: 50 * torch.randn(model.d_model, generator=g)}, model=model.fingerprint.to_dict())
+    steered = generate(model, prompt, max_new_tokens=6, steering=Steering(vector, 1.0))[0].new_ids
+    assert steered != plain
+    assert generate(model, prompt, max_new_tokens=6)[0].new_ids == plain

@@ -94,7 +94,17 @@ class ModelScorer:
             return compute()
         fingerprint = self.model.fingerprint
         key = hashlib.sha1(
-            repr((fingerprint.weights_hash, self.model.name, self.state, self.batch_size, kind, inputs)).encode()
+            repr(
+                (
+                    fingerprint.weights_hash,
+                    self.model.name,
+                    str(getattr(self.model, "dtype", "")),
+                    self.state,
+                    self.batch_size,
+                    kind,
+                    inputs,
+                )
+            ).encode()
         ).hexdigest()
         if key in memo:
             memo.move_to_end(key)

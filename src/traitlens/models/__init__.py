@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from traitlens.models.fingerprint import ModelFingerprint, hash_state_dict
-from traitlens.models.precision import DTYPES, cast_parameters, check_dtype
+from traitlens.models.precision import DTYPES, cast_parameters, check_dtype, contiguous_head, row_products
 from traitlens.models.registry import BUILTIN_MODELS, DEFAULT_MODEL, resolve
 
 __all__ = ["LoadedModel", "ModelFingerprint", "load_model", "DEFAULT_MODEL", "BUILTIN_MODELS", "DTYPES"]
@@ -100,7 +100,9 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "flo
     model = resolved.hf_model.to(device)
     fast_model = _unwrapped_twin(model)
     if torch_dtype is not torch.float32:
-        fast_model = cast_parameters(fast_model, torch_dtype)  # the bridge keeps its float32 weights
+        fast_model = contiguous_head(cast_parameters(fast_model, torch_dtype))  # the bridge stays float32
+        if not str(device).startswith("cuda"):
+            fast_model = row_products(fast_model)
     bridge = TransformerBridge.boot_transformers(resolved.name, hf_model=model, tokenizer=resolved.tokenizer)
     bridge.eval()
     fingerprint = ModelFingerprint(
