@@ -153,6 +153,13 @@ def _calibration(data: dict) -> list[str]:
         f"{data['frontier_search_speedup']:.2f}x; same recipe, layer and alpha: {data['same_choice']}; every curve "
         f"point identical: {data['same_curve']}.",
     ]
+    warm = data.get("warm")
+    if warm:
+        lines.append(
+            f"Warm (`--score-cache`, the default: a {warm['with']} edit of the same model ran first and filled the "
+            f"store): **{warm['speedup']:.2f}x** the reference, every curve point and the choice identical to the "
+            f"cold default: {warm['same_choice_and_curve']}."
+        )
     bf16 = data.get("bfloat16")
     if bf16:
         lines.append(

@@ -206,3 +206,19 @@ def test_norm_recipe_cannot_be_exported_to_other_tools(tiny, tmp_path):
     with pytest.raises(TraitlensError, match="mode 'add_norm'"):
         export_gguf(vector, tmp_path / "v.gguf")
     assert not (tmp_path / "v.gguf").exists()
+
+
+def test_cli_edit_keeps_scores_only_when_asked_to(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAITLENS_CACHE", str(tmp_path / "cache"))
+    args = ["--model", "tiny", "--trait", "JP", "--recipes", "default", "--no-bench", "--no-export"]
+    off = run_cli("edit", *args, "--no-score-cache", "--out", str(tmp_path / "off"))
+    assert off.returncode == 0, off.stderr
+    assert not list((tmp_path / "cache").rglob("scores/**/*.safetensors"))
+    on = run_cli("edit", *args, "--out", str(tmp_path / "on"))
+    assert on.returncode == 0, on.stderr
+    assert list((tmp_path / "cache" / "scores").rglob("*.safetensors"))
+    off_summary = json.loads((tmp_path / "off" / "edit.json").read_text())["summary"]
+    on_summary = json.loads((tmp_path / "on" / "edit.json").read_text())["summary"]
+    assert {k: v for k, v in off_summary.items() if k != "seconds"} == {
+        k: v for k, v in on_summary.items() if k != "seconds"
+    }

@@ -157,3 +157,66 @@ def test_score_memo_skips_interventions_without_a_fingerprint(tiny):
     with score_memo():
         shares = [_shares(assess(tiny, bank, readout="option", intervention=a)) for a in anonymous]
     assert shares[0] != shares[1]
+
+
+def test_score_store_keeps_results_across_blocks_bit_for_bit_and_keys_what_they_depend_on(tiny, tmp_path):
+    from traitlens.assess import assess
+    from traitlens.assess.scorer import score_memo
+    from traitlens.assess.store import ScoreStore
+    from traitlens.items import default_items
+
+    bank = default_items().select("eval", "JP")
+    store = ScoreStore(tmp_path / "scores")
+    steer = Steering(_vector(tiny, (2,)), 0.5)
+    with score_memo(store):
+        first = [assess(tiny, bank, readout="option"), assess(tiny, bank, readout="option", intervention=steer)]
+    entries = sorted(store.root.rglob("*.safetensors"))
+    assert len(entries) == 2  # one per state
+    calls, handle = _forwards(tiny)
+    try:
+        with score_memo(store):  # a later run: nothing in memory, everything on disk
+            again = [assess(tiny, bank, readout="option"), assess(tiny, bank, readout="option", intervention=steer)]
+        assert calls == []
+        with score_memo(store):
+            other = assess(tiny, bank, readout="option", intervention=Steering(_vector(tiny, (2,)), 0.7))
+        assert calls  # another strength is another state: computed, not read
+    finally:
+        handle.remove()
+    assert [_shares(r) for r in again] == [_shares(r) for r in first]
+    assert _shares(other) != _shares(first[1])
+    entries[0].write_bytes(entries[0].read_bytes()[:-3] + b"xyz")  # damaged: recomputed, never trusted
+    assert store.load(entries[0].stem) is None
+    calls, handle = _forwards(tiny)
+    try:
+        with score_memo(store):
+            repaired = [assess(tiny, bank, readout="option"), assess(tiny, bank, readout="option", intervention=steer)]
+    finally:
+        handle.remove()
+    assert calls and [_shares(r) for r in repaired] == [_shares(r) for r in first]
+    assert store.load(entries[0].stem) is not None  # written again
+
+
+def test_edit_with_a_score_store_reads_back_the_same_edit(tiny, tmp_path):
+    from traitlens.assess.scorer import ModelScorer
+    from traitlens.assess.store import ScoreStore
+    from traitlens.steering.edit import edit
+
+    store = ScoreStore(tmp_path / "scores")
+    cold = edit(tiny, "JP", recipes="default", alphas=(0.1, 0.3), permutations=10, score_store=store)
+    computed = []
+    original = ModelScorer._forward
+
+    def counting(self, *args, **kwargs):
+        computed.append(1)
+        return original(self, *args, **kwargs)
+
+    ModelScorer._forward = counting
+    try:
+        warm = edit(tiny, "JP", recipes="default", alphas=(0.1, 0.3), permutations=10, score_store=store)
+    finally:
+        ModelScorer._forward = original
+    assert computed == []  # every scoring pass was read back
+    assert {k: v for k, v in warm.summary().items() if k != "seconds"} == {
+        k: v for k, v in cold.summary().items() if k != "seconds"
+    }
+    assert [p.to_dict() for p in warm.calibration.points] == [p.to_dict() for p in cold.calibration.points]

@@ -8,6 +8,7 @@ token ids and batching, so a pipeline that asks the same question twice (the val
 the baseline both read the plain label readout; the steered assessment and its per-readout
 views score the same options) computes it once. The numbers are those of the first computation,
 bit for bit. The block's contract: nothing attaches to the model behind the scorers' backs.
+Given a ``ScoreStore``, the block also keeps its results on disk for later runs (``store``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from traitlens.assess.requests import LABELS, LabelRequest, OptionRequest
+from traitlens.assess.store import ScoreStore, environment
 from traitlens.batching import batched, pad_left, pad_right
 from traitlens.chat import chat_ids
 from traitlens.errors import TraitlensError
@@ -31,15 +33,16 @@ from traitlens.models.reuse import forward, select_rows
 
 __all__ = ["Scorer", "ModelScorer", "score_memo"]
 
-_MEMO: ContextVar[OrderedDict | None] = ContextVar("traitlens_score_memo", default=None)
-MEMO_SIZE = 256  # results kept per block (each a few kB)
+_MEMO: ContextVar[tuple[OrderedDict, ScoreStore | None] | None] = ContextVar("traitlens_score_memo", default=None)
+MEMO_SIZE = 256  # results kept in memory per block (each a few kB)
 
 
 @contextlib.contextmanager
-def score_memo() -> Iterator[OrderedDict]:
-    """Scorers with a known ``state`` reuse each other's results inside this block."""
+def score_memo(store: ScoreStore | None = None) -> Iterator[OrderedDict]:
+    """Scorers with a known ``state`` reuse each other's results inside this block (and, with a
+    ``store``, the results of earlier runs, keeping their own there too)."""
     memo: OrderedDict = OrderedDict()
-    token = _MEMO.set(memo)
+    token = _MEMO.set((memo, store))
     try:
         yield memo
     finally:
@@ -89,28 +92,26 @@ class ModelScorer:
             self.progress(n)
 
     def _memoised(self, kind: str, inputs: tuple, ticks: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        memo = _MEMO.get()
-        if memo is None or self.state is None:
+        block = _MEMO.get()
+        if block is None or self.state is None:
             return compute()
+        memo, store = block
         fingerprint = self.model.fingerprint
-        key = hashlib.sha1(
-            repr(
-                (
-                    fingerprint.weights_hash,
-                    self.model.name,
-                    str(getattr(self.model, "dtype", "")),
-                    self.state,
-                    self.batch_size,
-                    kind,
-                    inputs,
-                )
-            ).encode()
-        ).hexdigest()
+        what = (fingerprint.weights_hash, self.model.name, str(self.model.dtype), str(self.model.device))
+        key = hashlib.sha256(repr((*what, self.state, self.batch_size, kind, inputs)).encode()).hexdigest()
         if key in memo:
             memo.move_to_end(key)
             self._tick(ticks)
             return memo[key].copy()
-        value = memo[key] = compute()
+        stored = None if store is None else hashlib.sha256(f"{key}{environment()}".encode()).hexdigest()
+        value = None if store is None else store.load(stored)
+        if value is not None:
+            self._tick(ticks)
+        else:
+            value = compute()
+            if store is not None:
+                store.save(stored, value)
+        memo[key] = value
         while len(memo) > MEMO_SIZE:
             memo.popitem(last=False)
         return value.copy()

@@ -45,6 +45,12 @@ def edit_command(
     bench_limit: int = typer.Option(20, "--bench-limit", min=1, help="Items per safety suite (our samples)."),
     dtype: str = DtypeOption,
     fast: bool = FastOption,
+    score_cache: bool = typer.Option(
+        True,
+        "--score-cache/--no-score-cache",
+        help="Keep scoring results in the traitlens cache and reuse earlier runs' (bit-identical: keyed by weights, "
+        "inputs, versions and code); the next edit of the same model skips its unsteered passes.",
+    ),
 ) -> None:
     """Edit one trait: baseline -> direction -> calibrated alpha -> re-assessment -> report + vector."""
     from traitlens.errors import TraitlensError
@@ -83,6 +89,7 @@ def edit_command(
             extra_items=instruments,
             run_bench=run_bench,
             progress=factory,
+            score_store=score_cache,
         )
     write_edit_outputs(result, out, export)
     console.print(edit_markdown(result).split("## Calibration")[0], markup=False, highlight=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 from traitlens.assess import AssessmentResult, assess, work_units
 from traitlens.assess.scorer import score_memo
+from traitlens.assess.store import ScoreStore
 from traitlens.errors import TraitlensError
 from traitlens.items import ItemBank, default_items, parse_dimension
 from traitlens.personas import persona_prompt
@@ -138,6 +139,7 @@ def edit(
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     run_bench: Callable | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    score_store: ScoreStore | bool = True,
 ) -> EditResult:
     """Edit ``trait`` ("JP" = from J towards P) and measure what moved.
 
@@ -146,8 +148,11 @@ def edit(
     the first recipe at that strength). Before, after and the persona-prompt baseline are then
     read on the eval items and on every ``extra_items`` instrument, which the choice never saw.
     Passes asked twice (the validity checks' plain labels, the steered options read three ways)
-    are computed once (``score_memo``, bit-identical)."""
-    with score_memo():
+    are computed once (``score_memo``, bit-identical); with ``score_store`` (default: the one in
+    the traitlens cache; ``False``: none) they are also kept for later runs, so the next edit of
+    the same model reads its unsteered passes (baselines, validity, priors) back."""
+    store = ScoreStore.default() if score_store is True else (score_store or None)
+    with score_memo(store):
         return _edit(
             model, trait, layer, alpha, goal, guard, recipes, pair_files, items, extra_items, permutations, alphas,
             run_bench, progress,

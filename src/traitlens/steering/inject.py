@@ -10,10 +10,12 @@ the layer instead: no hook runs at all, so steered generation costs nothing extr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +23,7 @@ from torch import nn
 
 from traitlens.errors import TraitlensError
 from traitlens.models.fingerprint import ModelFingerprint
+from traitlens.steering import kernels
 from traitlens.steering.kernels import MODES, fused_steer, reference_steer
 from traitlens.steering.vector import SteeringVector
 
@@ -163,6 +166,12 @@ def _fold(layers: nn.ModuleList, layer: int, delta: torch.Tensor, handle: Steeri
     handle.folded_layers.append(layer)
 
 
+@functools.cache
+def _code_hash() -> bytes:
+    """The code that applies an intervention: this module and its kernels."""
+    return hashlib.sha1(Path(__file__).read_bytes() + Path(kernels.__file__).read_bytes()).digest()
+
+
 def _fold_target(layers: nn.ModuleList, hook: str, layer: int) -> int | None:
     target = layer if hook == "resid_post" else layer - 1  # resid_pre[L] is resid_post[L-1]
     if target < 0 or type(layers[target]).__name__ not in _FOLDABLE:
@@ -279,8 +288,10 @@ class Steering:
         )
 
     def fingerprint(self) -> str:
-        """Everything that decides what this intervention does to a forward pass."""
+        """Everything that decides what this intervention does to a forward pass, including this
+        module's code (results stored under a fingerprint outlive the process)."""
         h = hashlib.sha1(repr((self.vector.hook, self.alpha, self.positions, self.mode, self.fold)).encode())
+        h.update(_code_hash())
         for layer in sorted(self.vector.offsets):
             offset = self.vector.offsets[layer].detach().to("cpu", torch.float32).contiguous()
             h.update(f"{layer}:".encode())

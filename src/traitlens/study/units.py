@@ -131,12 +131,16 @@ def _calibrated_f1(result) -> dict[str, Any]:
 def _readouts(model, spec: str) -> dict[str, str]:
     """Each dimension's readout, chosen by validity on the shipped bank's train split (as
     ``traitlens edit`` chooses them), so every condition and instrument is read the same way as
-    the vectors' own reports."""
+    the vectors' own reports. The passes are those of every edit's train baseline: a worker
+    reads them back from the score store when an edit or an earlier worker computed them."""
     from traitlens.assess import assess
+    from traitlens.assess.scorer import score_memo
+    from traitlens.assess.store import ScoreStore
     from traitlens.items import default_items
 
     if spec not in _READOUTS:
-        chosen = assess(model, default_items(), split="train").dimensions
+        with score_memo(ScoreStore.default()):
+            chosen = assess(model, default_items(), split="train").dimensions
         _READOUTS[spec] = {d: r.readout for d, r in chosen.items()}
     return _READOUTS[spec]
 

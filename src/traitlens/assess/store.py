@@ -1,0 +1,103 @@
+"""On-disk store of scoring results, shared by every run on this machine.
+
+Every edit of a model repeats the same unsteered passes: the train and eval baselines, the
+readouts' validity checks (content-free questions, persona prompts) and the options' priors,
+about half of ``traitlens edit --no-bench`` on the default model. Inside ``score_memo(store)`` a
+scorer keeps each result here as well as in memory, so the next edit of the same model (any
+trait) reads them back. An entry is keyed by everything the numbers depend on: the weights, the
+dtype, what is attached to the model, the exact token ids and batching (in ``ModelScorer``), and
+the environment below (library versions, threads, and the source of the code that computes
+them); a hit returns the bits that were computed, so a cached result is the result.
+
+Entries are safetensors files written atomically with their checksum, verified on every read: a
+damaged or foreign entry is recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+from traitlens._io import atomic_write
+from traitlens.errors import TraitlensError
+from traitlens.models.registry import cache_dir
+
+__all__ = ["ScoreStore", "environment"]
+
+# The modules whose code decides a scoring pass's numbers: any change to them is a new store.
+_SOURCES = (
+    "traitlens.assess.scorer",
+    "traitlens.batching",
+    "traitlens.chat",
+    "traitlens.models",
+    "traitlens.models.precision",
+    "traitlens.models.reuse",
+)  # an intervention's own code is in its fingerprint (``Steering.fingerprint``)
+
+
+@cache
+def _source_hash() -> str:
+    import importlib
+
+    h = hashlib.sha256()
+    for name in _SOURCES:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def environment() -> str:
+    """What else a pass's bits depend on: versions, the CPU, the thread count, our code."""
+    import transformers
+
+    return repr(
+        (torch.__version__, transformers.__version__, platform.machine(), torch.get_num_threads(), _source_hash())
+    )
+
+
+def _digest(value: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ScoreStore:
+    root: Path
+
+    @classmethod
+    def default(cls) -> ScoreStore:
+        """Beside the activation cache (``$TRAITLENS_CACHE``, default ``~/.cache/traitlens``)."""
+        return cls(cache_dir() / "scores")
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.safetensors"
+
+    def load(self, key: str) -> np.ndarray | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(str(path), framework="np") as handle:
+                expected = (handle.metadata() or {}).get("sha256")
+                value = handle.get_tensor("scores")
+        except (SafetensorError, KeyError, OSError, ValueError):
+            return None
+        return value if expected == _digest(value) else None
+
+    def save(self, key: str, value: np.ndarray) -> None:
+        """Atomic (a killed run leaves no partial entry); a read-only or full disk only costs
+        recomputation next time."""
+        value = np.ascontiguousarray(value)
+        try:
+            atomic_write(
+                self._path(key),
+                lambda tmp: save_file({"scores": value}, str(tmp), metadata={"sha256": _digest(value)}),
+            )
+        except (OSError, TraitlensError):
+            pass
