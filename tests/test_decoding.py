@@ -297,3 +297,37 @@ def test_parts_that_cannot_merge_decode_apart_from_their_one_prefill(tiny, monke
     assert sum(1 for w in widths if w > 1) == 2  # one prefill per part
     assert sum(a == b for a, b in zip(merged, apart, strict=True)) >= len(prompts) - 1
     assert [len(r) for r in apart] == [8] * len(prompts)
+
+
+def test_compaction_moves_only_the_rows_above_the_new_batch_into_the_holes():
+    from transformers.cache_utils import DynamicLayer
+
+    from traitlens.decoding.kvcache import RoomyLayer
+    from traitlens.decoding.loop import _fill_holes
+
+    done = torch.tensor([False, True, False, False, True, False])
+    keep = _fill_holes(done)
+    assert keep.tolist() == [0, 5, 2, 3]  # slot 1 takes row 5; rows 0, 2, 3 stay put
+    keys, values = torch.randn(6, 2, 5, 4), torch.randn(6, 2, 5, 4)
+    plain, roomy = DynamicLayer(), RoomyLayer(keys, values, room=3)
+    plain.update(keys, values)
+    buffer = roomy._keys
+    for layer in (plain, roomy):
+        layer.reorder_cache(keep)
+    assert roomy._keys.data_ptr() == buffer.data_ptr()  # compacted in place
+    assert torch.equal(plain.keys, roomy.keys) and torch.equal(plain.values, roomy.values)
+    roomy.reorder_cache(torch.tensor([2, 0, 1]))  # any other order: gathered
+    assert torch.equal(roomy.keys, plain.keys[[2, 0, 1]])
+
+
+def test_compacting_a_roomy_cache_as_rows_finish_decodes_the_same_tokens(tiny):
+    from traitlens.decoding import greedy_parts
+
+    ids, mask = pad_left(_prompts(8, seed=21), tiny.tokenizer.pad_token_id)
+    rule = lambda tokens: len(tokens) >= 2 and tokens[-1] % 3 == 0  # noqa: E731  rows end at different steps
+    plain = greedy_parts(tiny.fast_model, [((), ids, mask)], 12, [], 0, stop_when=rule, check_every=1)
+    assert len({len(row) for row in plain}) > 1 and min(map(len, plain)) < 12
+    roomy = greedy_parts(
+        tiny.fast_model, [((), ids, mask)], 12, [], 0, stop_when=rule, check_every=1, roomy=True, compact=True
+    )
+    assert roomy == plain

@@ -60,8 +60,21 @@ class RoomyLayer(DynamicLayer):
         return self.keys, self.values
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        self._keys = self._keys.index_select(0, beam_idx.to(self.device))
-        self._values = self._values.index_select(0, beam_idx.to(self.device))
+        """Rows ``beam_idx`` in that order. When each row either stays or moves down into a
+        slot no kept row still occupies (how the decoding loop compacts), only the moved rows
+        are copied, in place; otherwise the whole cache is gathered."""
+        index = beam_idx.to(self.device)
+        rows = index.shape[0]
+        staying = index == torch.arange(rows, device=self.device)
+        targets = (~staying).nonzero().squeeze(1)
+        sources = index[targets]
+        if bool((sources >= rows).all()) and len(set(index.tolist())) == rows:
+            for buffer in (self._keys, self._values):
+                buffer[targets] = buffer[sources]
+            self._keys, self._values = self._keys[:rows], self._values[:rows]
+        else:
+            self._keys = self._keys.index_select(0, index)
+            self._values = self._values.index_select(0, index)
         self._expose()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:

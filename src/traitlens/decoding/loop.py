@@ -145,6 +145,18 @@ def greedy_parts(
     return _decode(model, state, max_new_tokens, stop_ids, pad_id, **levers)
 
 
+def _fill_holes(done: torch.Tensor) -> torch.Tensor:
+    """The rows to keep, in an order that moves as few as possible: each finished row's slot
+    below the new batch size takes a live row from above it, the rest stay where they are (a
+    cache that compacts in place, ``RoomyLayer``, then copies only the moved rows)."""
+    keep_count = int((~done).sum())
+    order = torch.arange(keep_count, device=done.device)
+    holes = done[:keep_count].nonzero().squeeze(1)
+    movers = (~done[keep_count:]).nonzero().squeeze(1) + keep_count
+    order[holes] = movers
+    return order
+
+
 def _decode(model, state, max_new_tokens, stop_ids, pad_id, *, compact, stop_when, check_every) -> list[list[int]]:
     """The decoding loop from a prefilled state (cache, mask, last positions, first tokens)."""
     cache, mask, positions, tokens = state
@@ -166,7 +178,7 @@ def _decode(model, state, max_new_tokens, stop_ids, pad_id, *, compact, stop_whe
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         positions = positions + 1
         if compact and bool(done.any()):
-            keep = (~done).nonzero().squeeze(1)
+            keep = _fill_holes(done)
             cache.reorder_cache(keep)
             tokens, mask, positions, live, done = tokens[keep], mask[keep], positions[keep], live[keep], done[keep]
         tokens = _step(model, tokens[:, None], mask, positions, cache)
