@@ -1,8 +1,9 @@
-"""File I/O: atomic writes (a reader never sees a half-written output, even if we are killed) and
-line-numbered JSONL reads (every error names the file and line)."""
+"""File I/O: atomic writes (a reader never sees a half-written output, even if we are killed),
+checksummed cache entries, and line-numbered JSONL reads (every error names the file and line)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -12,7 +13,16 @@ from typing import Any
 
 from .errors import TraitlensError
 
-__all__ = ["atomic_write", "read_text", "read_jsonl", "write_json", "write_text", "save_figure"]
+__all__ = [
+    "atomic_write",
+    "read_text",
+    "read_jsonl",
+    "write_json",
+    "write_text",
+    "save_figure",
+    "save_checked",
+    "load_checked",
+]
 
 
 def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
@@ -52,6 +62,42 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight"))
     finally:
         plt.close(fig)
+
+
+def _checksum(value) -> str:
+    """sha256 of a tensor's (torch or numpy) bytes in row-major order."""
+    import numpy as np
+
+    data = value.detach().contiguous().cpu().numpy() if hasattr(value, "detach") else value
+    return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
+
+
+def save_checked(path: str | Path, name: str, value, framework: str = "np") -> None:
+    """One tensor as a safetensors file with its checksum, written atomically (``framework``:
+    ``np`` or ``pt``, the tensor's kind). Raises ``TraitlensError`` when it cannot be written."""
+    if framework == "np":
+        from safetensors.numpy import save_file
+    else:
+        from safetensors.torch import save_file
+    tensors = {name: value.contiguous() if framework == "pt" else value}
+    metadata = {"sha256": _checksum(tensors[name])}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def load_checked(path: str | Path, name: str, framework: str = "np"):
+    """The tensor ``save_checked`` wrote, or ``None`` when the file is missing, unreadable or
+    fails its checksum: a damaged cache entry is recomputed, never trusted."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).is_file():
+        return None
+    try:
+        with safe_open(str(path), framework=framework) as handle:
+            expected = (handle.metadata() or {}).get("sha256")
+            value = handle.get_tensor(name)
+    except (SafetensorError, KeyError, OSError, ValueError):
+        return None
+    return value if expected == _checksum(value) else None
 
 
 def read_text(path: str | Path) -> str:

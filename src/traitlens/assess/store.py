@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
 
-from traitlens._io import atomic_write
+from traitlens._io import load_checked, save_checked
 from traitlens.errors import TraitlensError
 from traitlens.models.registry import cache_dir
 
@@ -62,10 +60,6 @@ def environment() -> str:
     )
 
 
-def _digest(value: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
-
-
 @dataclass(frozen=True)
 class ScoreStore:
     root: Path
@@ -79,25 +73,12 @@ class ScoreStore:
         return self.root / key[:2] / f"{key}.safetensors"
 
     def load(self, key: str) -> np.ndarray | None:
-        path = self._path(key)
-        if not path.is_file():
-            return None
-        try:
-            with safe_open(str(path), framework="np") as handle:
-                expected = (handle.metadata() or {}).get("sha256")
-                value = handle.get_tensor("scores")
-        except (SafetensorError, KeyError, OSError, ValueError):
-            return None
-        return value if expected == _digest(value) else None
+        return load_checked(self._path(key), "scores")
 
     def save(self, key: str, value: np.ndarray) -> None:
         """Atomic (a killed run leaves no partial entry); a read-only or full disk only costs
         recomputation next time."""
-        value = np.ascontiguousarray(value)
         try:
-            atomic_write(
-                self._path(key),
-                lambda tmp: save_file({"scores": value}, str(tmp), metadata={"sha256": _digest(value)}),
-            )
+            save_checked(self._path(key), "scores", np.ascontiguousarray(value))
         except (OSError, TraitlensError):
             pass

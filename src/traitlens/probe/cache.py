@@ -14,19 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from traitlens._io import atomic_write
+from traitlens._io import load_checked, save_checked
 from traitlens.errors import TraitlensError
 from traitlens.models.fingerprint import ModelFingerprint
 from traitlens.models.registry import cache_dir
 
 __all__ = ["ActivationStore"]
-
-
-def _digest(tensor: torch.Tensor) -> str:
-    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -48,26 +42,15 @@ class ActivationStore:
         return self.root / f"chunk_{key}.safetensors"
 
     def load_chunk(self, key: str, rows: int) -> torch.Tensor | None:
-        path = self._chunk_path(key)
-        if not path.is_file():
-            return None
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                expected = (handle.metadata() or {}).get("sha256")
-                tensor = handle.get_tensor("activations")
-        except (SafetensorError, KeyError, OSError, ValueError):
-            return None  # a damaged entry is recomputed, never trusted
-        if expected != _digest(tensor) or tensor.shape[0] != rows:
-            return None
-        return tensor
+        """The batch's activations; ``None`` (recompute) when absent, damaged or not its rows."""
+        tensor = load_checked(self._chunk_path(key), "activations", "pt")
+        return tensor if tensor is not None and tensor.shape[0] == rows else None
 
     def save_chunk(self, key: str, activations: torch.Tensor) -> None:
         """Written to a temporary name and renamed (a killed run leaves no partial entry), with
         the tensor's checksum, verified on every read. Two processes writing the same entry at
         once each rename a complete file, and the contents are the same."""
-        tensors = {"activations": activations.contiguous()}
-        metadata = {"sha256": _digest(tensors["activations"])}
         try:
-            atomic_write(self._chunk_path(key), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+            save_checked(self._chunk_path(key), "activations", activations, "pt")
         except (OSError, TraitlensError):
             pass  # a read-only or full cache only costs recomputation
