@@ -119,7 +119,7 @@ def assess(
     extra["length_balance"] = balance
     if protocol == "logprob":
         scorer = ModelScorer(model, batch_size=batch_size, progress=progress, state="none")
-        key = (model.fingerprint.weights_hash, model.name, str(model.dtype), bank.content_hash())
+        key = (*model.identity, bank.content_hash())
         prior, checks = None, None
         if "auto" in named or named & set(CORRECTED_READOUTS) or validity:
             prior = _memo((*key, "prior", PRIOR_QUESTIONS), lambda: option_prior(scorer, list(bank), PRIOR_QUESTIONS))

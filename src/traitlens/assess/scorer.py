@@ -96,21 +96,20 @@ class ModelScorer:
         if block is None or self.state is None:
             return compute()
         memo, store = block
-        fingerprint = self.model.fingerprint
-        what = (fingerprint.weights_hash, self.model.name, str(self.model.dtype), str(self.model.device))
-        key = hashlib.sha256(repr((*what, self.state, self.batch_size, kind, inputs)).encode()).hexdigest()
+        what = repr((*self.model.identity, self.state, self.batch_size, kind, inputs))
+        key = hashlib.sha256(what.encode()).hexdigest()
         if key in memo:
             memo.move_to_end(key)
             self._tick(ticks)
             return memo[key].copy()
-        stored = None if store is None else hashlib.sha256(f"{key}{environment()}".encode()).hexdigest()
-        value = None if store is None else store.load(stored)
-        if value is not None:
-            self._tick(ticks)
-        else:
+        stored = hashlib.sha256(f"{key}{environment()}".encode()).hexdigest() if store is not None else None
+        value = store.load(stored) if stored is not None else None
+        if value is None:
             value = compute()
-            if store is not None:
+            if stored is not None:
                 store.save(stored, value)
+        else:
+            self._tick(ticks)
         memo[key] = value
         while len(memo) > MEMO_SIZE:
             memo.popitem(last=False)

@@ -47,6 +47,11 @@ class LoadedModel:
     def device(self):
         return next(self.fast_model.parameters()).device
 
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        """What a computed result depends on besides its inputs: weights, name, dtype, device."""
+        return self.fingerprint.weights_hash, self.name, str(self.dtype), str(self.device)
+
     def hook_name(self, layer: int, point: str = "resid_post") -> str:
         return f"blocks.{layer}.hook_{point}"
 
