@@ -87,8 +87,17 @@ def test_stop_rule_ends_rows_early(tiny):
             assert b.new_ids == a.new_ids
 
 
+@pytest.fixture
+def cheap_calls(monkeypatch):
+    """The prefill planner told a forward call costs a few tokens' time: on the tiny model's
+    short prompts a shared prefix of a few tokens then pays for its call."""
+    import traitlens.decoding.plan as plan
+
+    monkeypatch.setattr(plan, "CALL_COST", 12)
+
+
 @pytest.mark.parametrize("positions", [None, "all", "response", "prompt"])
-def test_a_shared_prefix_runs_once_and_decodes_the_same(tiny, positions):
+def test_a_shared_prefix_runs_once_and_decodes_the_same(tiny, positions, cheap_calls):
     """Prompts that start alike (a chat template's system turn): the prefix runs at batch 1 and
     every row continues from a copy of its cache, padding after it; tokens match the plain path
     up to a near-tie (other matrix shapes), and position-dependent steering sees the same columns."""
@@ -112,10 +121,10 @@ def test_a_shared_prefix_runs_once_and_decodes_the_same(tiny, positions):
 
 
 @pytest.mark.parametrize("positions", [None, "response"])
-def test_parts_prefill_apart_and_decode_as_one_batch(tiny, positions):
+def test_parts_prefill_apart_and_decode_as_one_batch(tiny, positions, cheap_calls):
     """Two families of prompts (two templates) of different lengths: each part is prefilled with
     its own prefix and padding, the caches are merged (left-padded) and decoded together."""
-    heads = [_prompts(1, seed=9)[0] + [21, 22], _prompts(1, seed=10)[0] + [31, 32, 33, 34, 35, 36]]
+    heads = [_prompts(1, seed=9)[0] + list(range(21, 33)), _prompts(1, seed=10)[0] + list(range(41, 57))]
     prompts = [heads[0] + t for t in _prompts(3, seed=11)] + [heads[1] + t for t in _prompts(4, seed=12)]
     steering = Steering(_vector(tiny), 1.0, positions=positions) if positions else None
     plain = generate(tiny, prompts, max_new_tokens=10, batch_size=7, steering=steering)
@@ -202,6 +211,22 @@ def test_fast_suites_run_and_agree_on_the_tiny_model(tiny):
     assert sum(same) >= 5
 
 
+def test_fast_decoding_batches_group_prompts_by_length_then_by_tokens():
+    """Each decoding batch holds the prompts nearest in length (every row attends over the
+    longest one's width), in token order inside (prompts that start alike prefill together)."""
+    from traitlens.bench.common import _decoding_batches
+
+    g = torch.Generator().manual_seed(5)
+    prompts = [torch.randint(5, 9, (int(n),), generator=g).tolist() for n in torch.randint(1, 40, (23,), generator=g)]
+    batches = _decoding_batches(prompts, 8)
+    assert sorted(k for b in batches for k in b) == list(range(len(prompts)))
+    assert [len(b) for b in batches] == [8, 8, 7]
+    for low, high in zip(batches, batches[1:], strict=False):
+        assert max(len(prompts[k]) for k in low) <= min(len(prompts[k]) for k in high)
+    for batch in batches:
+        assert [prompts[k] for k in batch] == sorted(prompts[k] for k in batch)
+
+
 def test_compiled_engine_matches_the_loop_on_the_tiny_model(tiny):
     prompts = _prompts(3, seed=4)
     steering = Steering(_vector(tiny), 1.0)
@@ -262,19 +287,63 @@ def test_a_roomy_cache_decodes_the_same_tokens(tiny):
     assert plain == roomy
 
 
-def test_prefill_parts_end_where_a_template_ends():
-    from traitlens.generation import PREFIX_CUT, _parts
+def _plan_cost(parts, call_cost):
+    return sum(call_cost * (1 + bool(prefix)) + len(prefix) + ids.numel() for prefix, ids, _ in parts)
 
-    system = list(range(100, 110))
-    template_a, template_b = list(range(200, 220)), list(range(300, 330))
-    chunk = [system + template_a + [k, k + 1] for k in range(5)] + [system + template_b + [k] for k in range(3)]
-    parts = _parts(chunk, 0, share_prefix=True, size=4)
-    # 4 of template A (the size); the fifth shares only the system turn with B's first, which
-    # shares its whole template with the next: B starts its own part
-    assert [p[1].shape[0] for p in parts] == [4, 1, 3]
-    assert [len(p[0]) for p in parts] == [len(system) + len(template_a), 0, len(system) + len(template_b)]
-    assert len(template_a) > PREFIX_CUT
-    assert [p[1].shape[0] for p in _parts(chunk, 0, share_prefix=False, size=4)] == [4, 4]
+
+def _best_cost(prompts, size, call_cost):
+    """The least cost over every split into contiguous groups, each with or without its prefix."""
+    from traitlens.decoding.plan import shared_prefix
+
+    best = [0.0] + [float("inf")] * len(prompts)
+    for end in range(1, len(prompts) + 1):
+        for start in range(max(0, end - size), end):
+            group = prompts[start:end]
+            longest = max(map(len, group))
+            options = [call_cost + len(group) * longest]
+            if len(group) > 1:
+                shared = len(shared_prefix(group))
+                options.append(2 * call_cost + shared + len(group) * (longest - shared))
+            best[end] = min(best[end], best[start] + min(options))
+    return best[-1]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_prefill_plan_is_the_cheapest_split(seed):
+    """Against brute force over every contiguous split: the plan's modelled cost is the least,
+    its parts keep the prompts' order and tokens, and no part exceeds the size."""
+    from traitlens.decoding.plan import plan_parts
+
+    g = torch.Generator().manual_seed(seed)
+    heads = [torch.randint(5, 50, (int(n),), generator=g).tolist() for n in torch.randint(0, 30, (3,), generator=g)]
+    prompts = sorted(
+        heads[int(torch.randint(0, 3, (1,), generator=g))] + torch.randint(5, 50, (int(n),), generator=g).tolist()
+        for n in torch.randint(1, 12, (9,), generator=g)
+    )
+    call_cost, size = [0, 5, 44][seed % 3], [3, 4, 32][seed % 3]
+    parts = plan_parts(prompts, 0, size, call_cost=call_cost)
+    assert _plan_cost(parts, call_cost) == _best_cost(prompts, size, call_cost)
+    assert all(ids.shape[0] <= size for _, ids, _ in parts)
+    rebuilt = [
+        list(prefix) + row[m.bool()].tolist() for prefix, ids, mask in parts for row, m in zip(ids, mask, strict=True)
+    ]
+    assert rebuilt == prompts
+
+
+def test_the_prefill_plan_keeps_small_groups_together():
+    """Pairs of prompts that share a few dozen tokens each (one goal's words after a chat
+    template) do not each pay two calls: with the measured call cost they prefill as one part,
+    sharing only the template; prompts with a long common template get their own part."""
+    from traitlens.decoding.plan import plan_parts
+
+    system = list(range(100, 125))
+    pairs = [system + [200 + k] * 10 + [k, k + 1] for k in range(8)]
+    pairs = sorted(p + [300 + j] for p in pairs for j in range(2))
+    template = system + list(range(400, 470))
+    long = [template + [k] for k in range(10)]
+    parts = plan_parts(pairs + long, 0, 32)
+    assert [ids.shape[0] for _, ids, _ in parts] == [16, 10]
+    assert [len(prefix) for prefix, _, _ in parts] == [len(system), len(template)]
 
 
 def test_parts_that_cannot_merge_decode_apart_from_their_one_prefill(tiny, monkeypatch):
@@ -331,3 +400,44 @@ def test_compacting_a_roomy_cache_as_rows_finish_decodes_the_same_tokens(tiny):
         tiny.fast_model, [((), ids, mask)], 12, [], 0, stop_when=rule, check_every=1, roomy=True, compact=True
     )
     assert roomy == plain
+
+
+def test_candidate_head_picks_the_full_products_argmax():
+    """The bfloat16 ranking's top candidates, scored again in float32, give the full product's
+    argmax (with a bias too), and a change to the weights rebuilds the bfloat16 copy."""
+    from traitlens.decoding.head import CandidateHead
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(64, 3000, bias=True)
+    hidden = torch.randn(40, 64) * 3
+    picker = CandidateHead(head)
+    with torch.no_grad():
+        assert torch.equal(picker.argmax(hidden), head(hidden).argmax(-1))
+        head.weight.mul_(-1)  # in place: the bfloat16 copy must follow
+        assert torch.equal(picker.argmax(hidden), head(hidden).argmax(-1))
+
+
+def test_candidate_head_decodes_the_same_tokens(tiny):
+    from traitlens.decoding import greedy_parts
+    from traitlens.decoding.head import candidate_head
+
+    assert candidate_head(tiny.fast_model) is not None
+    prompts = _prompts(6, seed=21)
+    parts = [((), *pad_left(prompts, 0))]
+    plain = greedy_parts(tiny.fast_model, parts, 10, [], 0)
+    calls = []
+    handle = tiny.fast_model.get_output_embeddings().register_forward_hook(lambda *a: calls.append(1))
+    try:
+        picked = greedy_parts(tiny.fast_model, parts, 10, [], 0, candidates=True)
+    finally:
+        handle.remove()
+    assert picked == plain
+    assert not calls  # the full head never ran
+
+
+def test_candidate_head_is_skipped_for_a_low_precision_head():
+    from traitlens.decoding.head import candidate_head
+
+    model = torch.nn.Module()
+    model.get_output_embeddings = lambda: torch.nn.Linear(8, 16).to(torch.bfloat16)
+    assert candidate_head(model) is None

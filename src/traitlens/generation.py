@@ -19,6 +19,7 @@ import torch
 from traitlens.batching import batched, by_length, pad_left
 from traitlens.decoding.compiled import compiled_greedy
 from traitlens.decoding.loop import Part, StopRule, greedy_parts
+from traitlens.decoding.plan import plan_parts
 from traitlens.models import LoadedModel
 
 __all__ = ["Generation", "generate", "ENGINES"]
@@ -42,47 +43,12 @@ def _trim(ids: list[int], stop_ids: set[int]) -> list[int]:
     return ids
 
 
-def _shared_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
-    """The tokens every prompt starts with, leaving each at least one of its own."""
-    first = prompts[0]
-    limit = min(len(p) for p in prompts) - 1
-    length = 0
-    while length < limit and all(p[length] == first[length] for p in prompts):
-        length += 1
-    return list(first[:length])
-
-
 def _parts(chunk, pad_id: int, share_prefix: bool, size: int) -> list[Part]:
-    """The batch as prefill parts of at most ``size`` prompts: each part's shared prefix (when
-    asked for) and the rest of its prompts, left-padded to each other. With ``share_prefix`` a
-    part also ends before a prompt that would cut its prefix short by ``PREFIX_CUT`` tokens or
-    more (another attack's template), or, for a part of one, that shares that much more with
-    the prompt after it."""
-    if not share_prefix:
-        return [((), *pad_left(sub, pad_id)) for sub in batched(chunk, size)]
-    groups: list[list] = []
-    shared: list[int] = []  # each group's common prefix length so far
-    for index, prompt in enumerate(chunk):
-        if groups and len(groups[-1]) < size:
-            common = len(_shared_prefix([groups[-1][0], prompt]))
-            if len(groups[-1]) > 1:
-                limit = shared[-1]
-            else:  # a part of one: the prompt joins unless it shares much more with the next one
-                limit = len(_shared_prefix([prompt, chunk[index + 1]])) if index + 1 < len(chunk) else 0
-            if common > limit - PREFIX_CUT:
-                groups[-1].append(prompt)
-                shared[-1] = min(shared[-1], common)
-                continue
-        groups.append([prompt])
-        shared.append(len(prompt))
-    parts = []
-    for sub in groups:
-        prefix = _shared_prefix(sub) if len(sub) > 1 else []
-        parts.append((prefix, *pad_left([p[len(prefix) :] for p in sub], pad_id)))
-    return parts
-
-
-PREFIX_CUT = 8  # tokens of shared prefix worth starting a new prefill part for
+    """The batch as prefill parts of at most ``size`` prompts; with ``share_prefix``, planned
+    (``traitlens.decoding.plan``): each part's shared prefix runs once where that pays."""
+    if share_prefix:
+        return plan_parts(chunk, pad_id, size)
+    return [((), *pad_left(sub, pad_id)) for sub in batched(chunk, size)]
 
 
 def _stop_ids(model: LoadedModel) -> set[int]:
@@ -144,6 +110,7 @@ def generate(
     stop_when: StopRule | None = None,
     share_prefix: bool = False,
     prefill_size: int | None = None,
+    candidates: bool = False,
 ) -> list[Generation]:
     """Continue each prompt (token ids, e.g. from ``chat_ids``); greedy when temperature is 0.
 
@@ -153,7 +120,8 @@ def generate(
     together, ``compact`` drops finished rows, ``stop_when(new_ids)`` ends a row early,
     ``share_prefix`` computes the tokens a batch's prompts all start with once; with
     ``prefill_size``, a batch is prefilled in parts of that many prompts (each with its own
-    shared prefix and padding) and decoded as one, its cache written in place."""
+    shared prefix and padding) and decoded as one, its cache written in place; ``candidates``
+    picks each token among a bfloat16 head's top candidates, scored again exactly."""
     if steering is not None and backend != "hf":
         raise ValueError("steered generation runs on the fast path (backend='hf')")
     if backend not in ("hf", "bridge"):
@@ -161,11 +129,11 @@ def generate(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     looped = backend == "hf" and temperature <= 0 and use_cache and engine != "generate"
-    levers = bucket or compact or share_prefix or prefill_size is not None or stop_when is not None
+    levers = bucket or compact or share_prefix or candidates or prefill_size is not None or stop_when is not None
     if levers and not (looped and engine == "loop"):
         raise ValueError(
-            "bucket, compact, share_prefix, prefill_size and stop_when need greedy decoding on the fast path "
-            "(engine='loop')"
+            "bucket, compact, share_prefix, prefill_size, candidates and stop_when need greedy decoding on the fast "
+            "path (engine='loop')"
         )
     if engine == "compiled" and not looped:
         raise ValueError("engine='compiled' is greedy decoding on the fast path (backend='hf', temperature 0)")
@@ -187,7 +155,7 @@ def generate(
             if looped and engine == "loop":
                 new = greedy_parts(
                     model.fast_model, parts, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when,
-                    roomy=prefill_size is not None,
+                    roomy=prefill_size is not None, candidates=candidates,
                 )  # fmt: skip
             elif looped:
                 new = compiled_greedy(model.fast_model, *pad_left(chunk, pad_id), max_new_tokens, stops, pad_id)

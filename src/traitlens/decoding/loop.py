@@ -12,6 +12,7 @@ matrix may take another kernel), ``stop_when`` ends a row early once the caller'
 decided (a refusal shows in the first tokens), and ``prefix`` runs the tokens every row starts
 with once, at batch 1, and lets each row continue from a copy of that cache (its padding then
 sits between the prefix and the rest of the prompt, masked, with positions that skip it).
+``greedy_parts`` adds prefill parts, a cache written in place and candidate heads (below).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from traitlens.decoding.head import CandidateHead, candidate_head
 
 __all__ = ["greedy", "greedy_parts", "Part", "StopRule", "record_step"]
 
@@ -34,23 +37,18 @@ def record_step(new: list[list[int]], rows: list[int], tokens: torch.Tensor, don
             new[row].append(token)
 
 
-def _step(model, ids, mask, positions, cache):
-    out = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    return out.logits[:, -1, :].float().argmax(dim=-1)
+def _step(model, ids, mask, positions, cache, head: CandidateHead | None = None):
+    inputs = dict(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    if head is not None:  # the decoder alone, then candidates and their exact scores
+        return head.argmax(model.get_decoder()(**inputs).last_hidden_state[:, -1, :])
+    return model(**inputs, logits_to_keep=1).logits[:, -1, :].float().argmax(dim=-1)
 
 
 # One prompt part: the tokens its rows share (may be empty), then the rows' left-padded rest.
 Part = tuple[Sequence[int], torch.Tensor, torch.Tensor]
 
 
-def _prefill(model, part: Part, device):
+def _prefill(model, part: Part, device, head: CandidateHead | None = None):
     """The part's cache, its attention mask (prefix included), its last positions and first tokens."""
     from transformers import DynamicCache
 
@@ -63,7 +61,7 @@ def _prefill(model, part: Part, device):
         cache.batch_repeat_interleave(ids.shape[0])
         mask = torch.cat([mask.new_ones(ids.shape[0], shared.shape[1]), mask], dim=1)
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, mask.shape[1] - ids.shape[1] :]
-    tokens = _step(model, ids, mask, positions, cache)
+    tokens = _step(model, ids, mask, positions, cache, head)
     return cache, mask, positions[:, -1:], tokens
 
 
@@ -130,16 +128,20 @@ def greedy_parts(
     stop_when: StopRule | None = None,
     check_every: int = 4,
     roomy: bool = False,
+    candidates: bool = False,
 ) -> list[list[int]]:
     """``greedy`` over several parts at once (opt-in): each part is prefilled on its own (its
     shared prefix once, its rows padded only to each other), then all rows decode as one batch,
     where a large batch makes every step cheaper per row. Rows come back in the parts' order.
-    ``roomy``: the decoding columns are allocated up front and written in place (``RoomyLayer``)."""
+    ``roomy``: the decoding columns are allocated up front and written in place (``RoomyLayer``);
+    ``candidates``: greedy tokens from a bfloat16 head's top candidates, scored again exactly
+    (``traitlens.decoding.head``; float32 heads only)."""
     device = next(model.parameters()).device
-    states = [_prefill(model, part, device) for part in parts]
+    head = candidate_head(model) if candidates else None
+    states = [_prefill(model, part, device, head) for part in parts]
     room = max_new_tokens if roomy else None
     state = states[0] if len(states) == 1 and room is None else _merge(model, states, room)
-    levers = {"compact": compact, "stop_when": stop_when, "check_every": check_every}
+    levers = {"compact": compact, "stop_when": stop_when, "check_every": check_every, "head": head}
     if state is None:  # caches that cannot be merged decode part by part, from their own prefill
         return [row for part in states for row in _decode(model, part, max_new_tokens, stop_ids, pad_id, **levers)]
     return _decode(model, state, max_new_tokens, stop_ids, pad_id, **levers)
@@ -157,7 +159,9 @@ def _fill_holes(done: torch.Tensor) -> torch.Tensor:
     return order
 
 
-def _decode(model, state, max_new_tokens, stop_ids, pad_id, *, compact, stop_when, check_every) -> list[list[int]]:
+def _decode(
+    model, state, max_new_tokens, stop_ids, pad_id, *, compact, stop_when, check_every, head=None
+) -> list[list[int]]:
     """The decoding loop from a prefilled state (cache, mask, last positions, first tokens)."""
     cache, mask, positions, tokens = state
     device = tokens.device
@@ -181,5 +185,5 @@ def _decode(model, state, max_new_tokens, stop_ids, pad_id, *, compact, stop_whe
             keep = _fill_holes(done)
             cache.reorder_cache(keep)
             tokens, mask, positions, live, done = tokens[keep], mask[keep], positions[keep], live[keep], done[keep]
-        tokens = _step(model, tokens[:, None], mask, positions, cache)
+        tokens = _step(model, tokens[:, None], mask, positions, cache, head)
     return new

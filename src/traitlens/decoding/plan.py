@@ -1,0 +1,87 @@
+"""How a decoding batch is prefilled: which prompts go through the model together, and which
+shared prefix each group runs once.
+
+A forward pass costs a fixed amount (reading every weight, dispatching every layer) plus an
+amount per token; measured on the default model on 2 CPU cores, about 35 ms + 0.8 ms per token
+at batch 32, so a call is worth ``CALL_COST`` tokens. A group's cost is its calls and its tokens:
+with a shared prefix, two calls (the prefix at batch 1, then the rows' rest, padded to the
+longest); without, one call over the whole prompts, padded. ``plan_parts`` splits a batch (in
+the order given: sort prompts by their tokens first, so prompts that start alike sit together)
+into contiguous groups of at most ``size`` prompts at the least total cost, by dynamic
+programming. It replaces a greedy rule that cut wherever a template changed and left many
+parts of two prompts, each paying two calls for a few dozen tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from traitlens.batching import pad_left
+from traitlens.decoding.loop import Part
+
+__all__ = ["CALL_COST", "plan_parts", "shared_prefix"]
+
+CALL_COST = 44  # tokens' worth of time one forward call costs beyond its tokens (measured, see above)
+
+
+def shared_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
+    """The tokens every prompt starts with, leaving each at least one of its own."""
+    first = prompts[0]
+    limit = min(len(p) for p in prompts) - 1
+    length = 0
+    while length < limit and all(p[length] == first[length] for p in prompts):
+        length += 1
+    return list(first[:length])
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    length, limit = 0, min(len(a), len(b))
+    while length < limit and a[length] == b[length]:
+        length += 1
+    return length
+
+
+def _group_cost(rows: int, longest: int, prefix: int, call_cost: float) -> tuple[float, bool]:
+    """(cost, use the prefix) of prefilling ``rows`` prompts of at most ``longest`` tokens that
+    share ``prefix`` tokens."""
+    plain = call_cost + rows * longest
+    if prefix <= 0 or rows < 2:
+        return plain, False
+    shared = 2 * call_cost + prefix + rows * (longest - prefix)
+    return (shared, True) if shared < plain else (plain, False)
+
+
+def plan_parts(prompts: Sequence[Sequence[int]], pad_id: int, size: int, call_cost: float | None = None) -> list[Part]:
+    """``prompts`` as prefill parts of at most ``size`` (contiguous, in order), each with its
+    shared prefix where running it once pays for the extra call."""
+    call_cost = CALL_COST if call_cost is None else call_cost
+    n = len(prompts)
+    if n == 0:
+        return []
+    # adjacent[k]: tokens prompts k and k + 1 share; a contiguous group shares the least of its
+    # adjacent pairs (a common prefix of a and c is at least the lesser of a~b and b~c).
+    adjacent = [_common(prompts[k], prompts[k + 1]) for k in range(n - 1)]
+    best = [0.0] + [float("inf")] * n  # best[j]: least cost of prefilling prompts[:j]
+    cut: list[tuple[int, bool]] = [(0, False)] * (n + 1)
+    for end in range(1, n + 1):
+        common, longest, shortest = 1 << 30, 0, 1 << 30
+        for start in range(end - 1, max(end - size, 0) - 1, -1):
+            longest, shortest = max(longest, len(prompts[start])), min(shortest, len(prompts[start]))
+            if start < end - 1:
+                common = min(common, adjacent[start])
+            prefix = min(common, shortest - 1) if start < end - 1 else 0
+            cost, use = _group_cost(end - start, longest, prefix, call_cost)
+            if best[start] + cost < best[end]:
+                best[end], cut[end] = best[start] + cost, (start, use)
+    groups = []
+    end = n
+    while end > 0:
+        start, use = cut[end]
+        groups.append((start, end, use))
+        end = start
+    parts: list[Part] = []
+    for start, end, use in reversed(groups):
+        group = prompts[start:end]
+        prefix = shared_prefix(group) if use else []
+        parts.append((prefix, *pad_left([p[len(prefix) :] for p in group], pad_id)))
+    return parts
