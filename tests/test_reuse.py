@@ -220,3 +220,35 @@ def test_edit_with_a_score_store_reads_back_the_same_edit(tiny, tmp_path):
         k: v for k, v in cold.summary().items() if k != "seconds"
     }
     assert [p.to_dict() for p in warm.calibration.points] == [p.to_dict() for p in cold.calibration.points]
+
+
+def test_persona_answers_are_kept_in_the_store_only_for_the_untouched_model(tiny, tmp_path, monkeypatch):
+    """Inside an edit's store block the persona source's greedy replies are kept like a scoring
+    pass: a later block reads them back without generating; with anything attached to the model
+    (a steering fold) the store is not consulted, and a damaged entry is generated again."""
+    import traitlens.probe.persona as persona
+    from traitlens.assess.scorer import score_memo
+    from traitlens.assess.store import ScoreStore
+    from traitlens.items import default_items
+
+    bank = default_items().select("all", "JP")
+    bank = type(bank)(list(bank)[:3], bank.source)
+    store = ScoreStore(tmp_path / "scores")
+    runs = []
+    original = persona.generate
+    monkeypatch.setattr(persona, "generate", lambda *a, **k: runs.append(1) or original(*a, **k))
+    with score_memo(store):
+        first = persona.persona_pairs(tiny, bank, max_new_tokens=6)
+    generated = len(runs)
+    assert generated and len(list(store.root.rglob("*.safetensors"))) == 1
+    with score_memo(store):
+        again = persona.persona_pairs(tiny, bank, max_new_tokens=6)
+    assert len(runs) == generated and again == first  # read back: no generation
+    with score_memo(store), Steering(_vector(tiny, (1,)), 2.0).attach(tiny):
+        steered = persona.persona_pairs(tiny, bank, max_new_tokens=6)
+    assert len(runs) == 2 * generated and steered != first
+    entry = next(store.root.rglob("*.safetensors"))
+    entry.write_bytes(entry.read_bytes()[:-3] + b"xyz")
+    with score_memo(store):
+        repaired = persona.persona_pairs(tiny, bank, max_new_tokens=6)
+    assert len(runs) == 3 * generated and repaired == first

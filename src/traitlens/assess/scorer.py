@@ -31,7 +31,7 @@ from traitlens.errors import TraitlensError
 from traitlens.models import LoadedModel
 from traitlens.models.reuse import forward, select_rows
 
-__all__ = ["Scorer", "ModelScorer", "score_memo"]
+__all__ = ["Scorer", "ModelScorer", "score_memo", "active_store"]
 
 _MEMO: ContextVar[tuple[OrderedDict, ScoreStore | None] | None] = ContextVar("traitlens_score_memo", default=None)
 MEMO_SIZE = 256  # results kept in memory per block (each a few kB)
@@ -47,6 +47,12 @@ def score_memo(store: ScoreStore | None = None) -> Iterator[OrderedDict]:
         yield memo
     finally:
         _MEMO.reset(token)
+
+
+def active_store() -> ScoreStore | None:
+    """The store of the ``score_memo`` block we are in (``None``: none, or a block without one)."""
+    block = _MEMO.get()
+    return block[1] if block is not None else None
 
 
 class Scorer(Protocol):

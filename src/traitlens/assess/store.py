@@ -16,6 +16,7 @@ damaged or foreign entry is recomputed, never trusted.
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 from dataclasses import dataclass
 from functools import cache
@@ -42,22 +43,22 @@ _SOURCES = (
 
 
 @cache
-def _source_hash() -> str:
+def _source_hash(names: tuple[str, ...] = _SOURCES) -> str:
     import importlib
 
     h = hashlib.sha256()
-    for name in _SOURCES:
+    for name in names:
         h.update(Path(importlib.import_module(name).__file__).read_bytes())
     return h.hexdigest()[:16]
 
 
-def environment() -> str:
-    """What else a pass's bits depend on: versions, the CPU, the thread count, our code."""
+def environment(code: tuple[str, ...] = ()) -> str:
+    """What else a pass's bits depend on: versions, the CPU, the thread count, our code (the
+    scoring modules and any ``code`` modules named)."""
     import transformers
 
-    return repr(
-        (torch.__version__, transformers.__version__, platform.machine(), torch.get_num_threads(), _source_hash())
-    )
+    sources = _source_hash() + (_source_hash(tuple(code)) if code else "")
+    return repr((torch.__version__, transformers.__version__, platform.machine(), torch.get_num_threads(), sources))
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,20 @@ class ScoreStore:
 
     def load(self, key: str) -> np.ndarray | None:
         return load_checked(self._path(key), "scores")
+
+    def load_texts(self, key: str) -> list[str] | None:
+        """Texts kept by ``save_texts`` (UTF-8 JSON under the same checksum), or ``None``."""
+        raw = self.load(key)
+        if raw is None or raw.dtype != np.uint8:
+            return None
+        try:
+            texts = json.loads(raw.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return texts if isinstance(texts, list) and all(isinstance(t, str) for t in texts) else None
+
+    def save_texts(self, key: str, texts: list[str]) -> None:
+        self.save(key, np.frombuffer(json.dumps(texts).encode("utf-8"), dtype=np.uint8))
 
     def save(self, key: str, value: np.ndarray) -> None:
         """Atomic (a killed run leaves no partial entry); a read-only or full disk only costs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,6 +30,15 @@ class LoadedModel:
     peak_rss_mb: float
 
     fast_model: Any  # plain HF module sharing the bridge's weights, no hook wrappers
+    _loaded_state: tuple = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._loaded_state = _module_state(self.fast_model)
+
+    def untouched(self) -> bool:
+        """Nothing attached since loading: the same parameter objects and no hook added (a
+        steering fold installs a new bias, a steering or probe hook shows as a hook)."""
+        return _module_state(self.fast_model) == self._loaded_state
 
     @property
     def n_layers(self) -> int:
@@ -54,6 +63,13 @@ class LoadedModel:
 
     def hook_name(self, layer: int, point: str = "resid_post") -> str:
         return f"blocks.{layer}.hook_{point}"
+
+
+def _module_state(module) -> tuple:
+    return (
+        tuple((name, id(p)) for name, p in module.named_parameters()),
+        tuple((name, tuple(m._forward_hooks), tuple(m._forward_pre_hooks)) for name, m in module.named_modules()),
+    )
 
 
 def _prepare_tokenizer_for_bridge(tokenizer: Any, name: str) -> None:

@@ -4,8 +4,11 @@ model's own (greedy) replies under each persona; activations are read on those a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
+from traitlens.assess.scorer import active_store
+from traitlens.assess.store import environment
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.generation import generate
 from traitlens.items import ItemBank
@@ -14,11 +17,38 @@ from traitlens.probe.contrast import ContrastPair, ContrastSet, Side
 
 __all__ = ["PERSONAS", "persona_pairs"]
 
+BATCH = 16
+# The code the replies' tokens depend on, beyond the scoring modules ``environment`` names.
+_GENERATION_CODE = ("traitlens.generation", "traitlens.decoding.loop", "traitlens.steering.inject")
 _INSTRUCTION = " Answer every question in the first person, as yourself, in one or two sentences."
 
 
 def _messages(pole: str, question: str) -> tuple:
     return tuple(chat_messages(question, system=PERSONAS[pole] + _INSTRUCTION))
+
+
+def _replies(model, prompts: list[list[int]], max_new_tokens: int, progress) -> list[str]:
+    """Greedy replies, 16 prompts a batch; inside a ``score_memo`` block with a store (an edit's),
+    kept there like a scoring pass: the next edit of the same model reads the same replies back."""
+    store = active_store() if model.untouched() else None  # nothing attached: the key says it all
+    key = None
+    if store is not None:
+        what = (*model.identity, "persona-replies", tuple(map(tuple, prompts)), max_new_tokens, BATCH)
+        key = hashlib.sha256(f"{what!r}{environment(_GENERATION_CODE)}".encode()).hexdigest()
+        kept = store.load_texts(key)
+        if kept is not None and len(kept) == len(prompts):
+            if progress:
+                progress(len(kept))
+            return kept
+    replies = []
+    for start in range(0, len(prompts), BATCH):
+        out = generate(model, prompts[start : start + BATCH], max_new_tokens=max_new_tokens, batch_size=BATCH)
+        replies += [g.text.strip() or "..." for g in out]
+        if progress:
+            progress(len(out))
+    if key is not None:
+        store.save_texts(key, replies)
+    return replies
 
 
 def persona_pairs(
@@ -30,12 +60,7 @@ def persona_pairs(
         first, second = item.first_pole, next(o.pole for o in item.options if o.pole != item.first_pole)
         sides.append((item, _messages(first, item.stem), _messages(second, item.stem)))
     prompts = [chat_ids(model.tokenizer, m) for _, a, b in sides for m in (a, b)]
-    replies = []
-    for start in range(0, len(prompts), 16):
-        out = generate(model, prompts[start : start + 16], max_new_tokens=max_new_tokens, batch_size=16)
-        replies += [g.text.strip() or "..." for g in out]
-        if progress:
-            progress(len(out))
+    replies = _replies(model, prompts, max_new_tokens, progress)
     pairs = tuple(
         ContrastPair(
             f"{item.id}/persona",
