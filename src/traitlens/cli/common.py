@@ -41,8 +41,9 @@ DtypeOption = typer.Option(
 FastOption = typer.Option(
     False,
     "--fast",
-    help="Opt-in fast generated-text suites (batches of 32 by length, early stop once a refusal is "
-    "decided); not bit-identical, verdict agreement in benchmarks/RESULTS.md.",
+    help="Opt-in fast generated-text suites (batches of up to 128 by length, planned prefill parts with shared "
+    "prefixes, early stop once a refusal is decided, bfloat16 head candidates); not bit-identical, verdict "
+    "agreement in benchmarks/RESULTS.md.",
 )
 
 
