@@ -42,6 +42,7 @@ def _spec(tmp_path: Path, body: str) -> Path:
         ("[suites.privacy]\nn = 0\n", "suites.privacy.n", "positive integer"),
         ('[suites.privacy]\nat = "sometimes"\n', "suites.privacy.at", "not one of"),
         ('[suites.privacy]\nkinds = ["robot"]\n', "suites.privacy.kinds", "non-empty list"),
+        ('[suites.privacy]\nfast = "yes"\n', "suites.privacy.fast", "true or false"),
         ('[instruments]\nitems = ["missing.jsonl"]\n', "instruments.items", "file not found"),
     ],
 )
@@ -50,6 +51,29 @@ def test_bad_spec_fails_before_any_model_loads(tmp_path, body, key, reason):
     result = run_cli("study", str(path), "--out", str(tmp_path / "out"), "--executor", "local")
     assert_clean_error(result, str(path), key, reason)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_fast_suite_runs_in_fast_mode_under_its_own_key(tmp_path, monkeypatch):
+    """``fast = true`` runs that suite's units in the opt-in fast decoding, gives them keys of
+    their own (an exact result is never read back for a fast unit, nor the reverse), leaves the
+    exact units' keys as they were, and the report says which suites ran fast."""
+    import traitlens.bench as bench
+    from traitlens.study.units import unit_key
+
+    body = '[instruments]\nbank = ""\n[suites.jailbreak]\nn = 2\nfast = true\n[suites.overrefusal]\nn = 2\n'
+    spec = load_spec(_spec(tmp_path, body))
+    seen = []
+    real = bench.run_suites
+    monkeypatch.setattr(bench, "run_suites", lambda *a, **k: seen.append((a[1][0], k.get("fast"))) or real(*a, **k))
+    run = execute(spec, tmp_path / "out", executor="local")
+    assert sorted(seen) == [("jailbreak", True), ("overrefusal", False)]
+    fast = next(u for u in spec.units() if u.target == "suite:jailbreak")
+    assert fast.fast and fast.describe()["fast"] is True
+    exact = type(fast)(fast.model, fast.condition, fast.target, fast.n, fast.seed, fast.source)
+    identities = {fast.model: "tiny"}
+    assert "fast" not in exact.describe() and unit_key(exact, identities) != unit_key(fast, identities)
+    write_report(run, tmp_path / "out")
+    assert "opt-in fast mode" in (tmp_path / "out" / "study.md").read_text()
 
 
 def test_unknown_model_and_bad_toml(tmp_path):

@@ -288,6 +288,13 @@ def write_report(run: StudyRun, out: str | Path) -> dict[str, Any]:
         f"({run.computed} computed, {len(run.results) - run.computed} from cache) in {run.seconds:.0f} s.",
         "",
     ]
+    fast = [name for name, opts in run.spec.suites.items() if opts.get("fast")]
+    if fast:
+        lines += [
+            f"Suites decoded in the opt-in fast mode (not bit-identical to the exact path; its verdict "
+            f"agreement is measured in `benchmarks/RESULTS.md`): {', '.join(fast)}.",
+            "",
+        ]
     if run.failed:
         lines += ["**Failed units** (retried on the next run):", ""]
         lines += [f"- {f['unit']['intervention']['label']} / {f['unit']['target']}: {f['error']}" for f in run.failed]

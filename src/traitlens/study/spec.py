@@ -23,6 +23,8 @@ items = ["../instruments/words32.jsonl"]
 n = 50
 at = "all"                        # every condition; "recommended": none, multiple 1, personas
 kinds = ["none", "vector"]        # optional: only these kinds of condition (default: all)
+fast = true                       # optional: the opt-in fast decoding of `bench --fast` (not
+                                  # bit-identical; its verdict agreement is in benchmarks/RESULTS.md)
 ```
 """
 
@@ -43,7 +45,7 @@ __all__ = ["Condition", "Unit", "StudySpec", "load_spec", "file_digest"]
 _TOP = {"name", "seeds", "models", "vector_root", "data", "interventions", "instruments", "suites", "perplexity"}
 _INTERVENTIONS = {"none", "vectors", "multiples", "personas"}
 _INSTRUMENTS = {"bank", "items"}
-_SUITE_KEYS = {"n", "at", "kinds"}
+_SUITE_KEYS = {"n", "at", "kinds", "fast"}
 _KINDS = ("none", "vector", "persona")
 _AT = ("all", "recommended")
 
@@ -80,15 +82,17 @@ class Unit:
     n: int | None  # items per suite (None: all)
     seed: int
     source: str = ""  # the file the target reads (items file, suite data), for its digest
+    fast: bool = False  # a suite decoded in the opt-in fast mode
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": self.model,
             "intervention": self.condition.to_dict(),
             "target": self.target,
             "n": self.n,
             "seed": self.seed,
         }
+        return out | {"fast": True} if self.fast else out  # exact units keep the keys they had
 
 
 @dataclass
@@ -112,7 +116,8 @@ class StudySpec:
                     units += [Unit(model, condition, target, None, seed, src) for target, src in self.instruments]
                     for suite, opts in self.suites.items():
                         if condition.kind in opts["kinds"] and (opts["at"] == "all" or condition.recommended):
-                            units.append(Unit(model, condition, f"suite:{suite}", opts["n"], seed, self.data or ""))
+                            target = f"suite:{suite}"
+                            units.append(Unit(model, condition, target, opts["n"], seed, self.data or "", opts["fast"]))
         return units
 
 
@@ -233,7 +238,7 @@ def _suites(path: Path, raw: dict, data: str | None) -> dict[str, dict[str, Any]
             raise _fail(path, f"suites.{name}", "expected a table with n and at")
         for key in opts:
             if key not in _SUITE_KEYS:
-                raise _fail(path, f"suites.{name}.{key}", "unknown key (known: at, kinds, n)")
+                raise _fail(path, f"suites.{name}.{key}", "unknown key (known: at, fast, kinds, n)")
         n = opts.get("n")
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
             raise _fail(path, f"suites.{name}.n", f"expected a positive integer, not {n!r}")
@@ -243,9 +248,12 @@ def _suites(path: Path, raw: dict, data: str | None) -> dict[str, dict[str, Any]
         kinds = opts.get("kinds", list(_KINDS))
         if not isinstance(kinds, list) or not kinds or any(k not in _KINDS for k in kinds):
             raise _fail(path, f"suites.{name}.kinds", f"expected a non-empty list of {', '.join(_KINDS)}")
+        fast = opts.get("fast", False)
+        if not isinstance(fast, bool):
+            raise _fail(path, f"suites.{name}.fast", f"expected true or false, not {fast!r}")
         if data is None and name not in SHIPPED:
             raise _fail(path, f"suites.{name}", "has no shipped sample: set data (or pass --data)")
-        out[name] = {"n": n, "at": at, "kinds": kinds}
+        out[name] = {"n": n, "at": at, "kinds": kinds, "fast": fast}
     return out
 
 

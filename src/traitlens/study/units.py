@@ -183,7 +183,7 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         from traitlens.bench import run_suites
 
         name = unit.target.split(":", 1)[1]
-        result = run_suites(model, [name], intervention, unit.source or None, unit.n)[name]
+        result = run_suites(model, [name], intervention, unit.source or None, unit.n, fast=unit.fast)[name]
         rows = [
             {"metric": result.metric, "value": result.value, "ci": list(result.ci95), "n": result.n, "mdd": result.mdd}
         ]
