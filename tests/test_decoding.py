@@ -152,6 +152,8 @@ def test_levers_refuse_paths_they_do_not_apply_to(tiny):
         generate(tiny, _prompts(2), max_new_tokens=4, temperature=0.7, compact=True)
     with pytest.raises(ValueError, match="engine"):
         generate(tiny, _prompts(2), max_new_tokens=4, engine="turbo")
+    with pytest.raises(ValueError, match="prefill_size"):
+        generate(tiny, _prompts(2), max_new_tokens=4, share_prefix=True, prefill_size=0)
 
 
 def test_bfloat16_casts_the_fast_path_only():

@@ -135,6 +135,8 @@ def generate(
             "bucket, compact, share_prefix, prefill_size, candidates and stop_when need greedy decoding on the fast "
             "path (engine='loop')"
         )
+    if prefill_size is not None and (isinstance(prefill_size, bool) or prefill_size < 1):
+        raise ValueError(f"prefill_size must be a positive number of prompts, not {prefill_size!r}")
     if engine == "compiled" and not looped:
         raise ValueError("engine='compiled' is greedy decoding on the fast path (backend='hf', temperature 0)")
     if engine == "compiled" and steering is not None and steering.positions != "all":

@@ -54,6 +54,8 @@ def _group_cost(rows: int, longest: int, prefix: int, call_cost: float) -> tuple
 def plan_parts(prompts: Sequence[Sequence[int]], pad_id: int, size: int, call_cost: float | None = None) -> list[Part]:
     """``prompts`` as prefill parts of at most ``size`` (contiguous, in order), each with its
     shared prefix where running it once pays for the extra call."""
+    if size < 1:
+        raise ValueError(f"a prefill part holds at least one prompt, not {size}")
     call_cost = CALL_COST if call_cost is None else call_cost
     n = len(prompts)
     if n == 0:
