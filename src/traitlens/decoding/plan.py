@@ -34,13 +34,6 @@ def shared_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
     return list(first[:length])
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    length, limit = 0, min(len(a), len(b))
-    while length < limit and a[length] == b[length]:
-        length += 1
-    return length
-
-
 def _group_cost(rows: int, longest: int, prefix: int, call_cost: float) -> tuple[float, bool]:
     """(cost, use the prefix) of prefilling ``rows`` prompts of at most ``longest`` tokens that
     share ``prefix`` tokens."""
@@ -60,19 +53,19 @@ def plan_parts(prompts: Sequence[Sequence[int]], pad_id: int, size: int, call_co
     n = len(prompts)
     if n == 0:
         return []
-    # adjacent[k]: tokens prompts k and k + 1 share; a contiguous group shares the least of its
-    # adjacent pairs (a common prefix of a and c is at least the lesser of a~b and b~c).
-    adjacent = [_common(prompts[k], prompts[k + 1]) for k in range(n - 1)]
+    # adjacent[k]: the prefix prompts k and k + 1 can share; a contiguous group shares the least
+    # of its adjacent pairs (a common prefix of a and c is at least the lesser of a~b and b~c),
+    # which also leaves its shortest prompt a token of its own.
+    adjacent = [len(shared_prefix(prompts[k : k + 2])) for k in range(n - 1)]
     best = [0.0] + [float("inf")] * n  # best[j]: least cost of prefilling prompts[:j]
     cut: list[tuple[int, bool]] = [(0, False)] * (n + 1)
     for end in range(1, n + 1):
-        common, longest, shortest = 1 << 30, 0, 1 << 30
+        common, longest = 1 << 30, 0
         for start in range(end - 1, max(end - size, 0) - 1, -1):
-            longest, shortest = max(longest, len(prompts[start])), min(shortest, len(prompts[start]))
-            if start < end - 1:
+            longest = max(longest, len(prompts[start]))
+            if start < end - 1:  # (a group of one shares nothing: _group_cost ignores its prefix)
                 common = min(common, adjacent[start])
-            prefix = min(common, shortest - 1) if start < end - 1 else 0
-            cost, use = _group_cost(end - start, longest, prefix, call_cost)
+            cost, use = _group_cost(end - start, longest, common, call_cost)
             if best[start] + cost < best[end]:
                 best[end], cut[end] = best[start] + cost, (start, use)
     groups = []
