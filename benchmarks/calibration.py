@@ -8,7 +8,11 @@ and alpha. The warm arm is the default path in a study: another trait's edit of 
 (``--warm-with``, default EI) has filled a fresh score store first, and the timed edit reads its
 unsteered passes (baselines, validity checks, priors) back, bit-identical. A last arm runs the default path on the opt-in bfloat16 weights (``--dtype
 bfloat16``, where the CPU has AMX or AVX512-BF16): not bit-identical, so its agreement with the
-float32 curve is reported beside its speed.
+float32 curve is reported beside its speed. Two arms run the opt-in fast path (``edit --fast``:
+the chat template's system turn computed once per scoring call, batches by length, the
+unembedding only at real answer positions, persona replies with the generator's levers), cold
+and warm (after a fast edit of ``--warm-with`` filled a fresh store); not bit-identical, so their
+agreement with the default curve is reported too.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from traitlens.models.reuse import LowerLayers
 from traitlens.steering.edit import edit
 
 
-def _arm(model, trait: str, reuse: bool, recipes, store: ScoreStore | bool = False) -> dict:
+def _arm(model, trait: str, reuse: bool, recipes, store: ScoreStore | bool = False, fast: bool = False) -> dict:
     assess_api._MEMO.clear()  # priors and validity: both arms compute them from nothing
     timings: dict[str, float] = {}
     search = frontier.search_frontier
@@ -51,7 +55,7 @@ def _arm(model, trait: str, reuse: bool, recipes, store: ScoreStore | bool = Fal
         edit_module.score_memo = contextlib.nullcontext
     try:
         start = time.perf_counter()
-        result = edit(model, trait, recipes=recipes, score_store=store)
+        result = edit(model, trait, recipes=recipes, score_store=store, fast=fast)
         timings["edit"] = time.perf_counter() - start
     finally:
         frontier.search_frontier, LowerLayers.active, edit_module.score_memo = search, active, memo
@@ -66,16 +70,16 @@ def _arm(model, trait: str, reuse: bool, recipes, store: ScoreStore | bool = Fal
     }
 
 
-def _agreement(fp32: dict, bf16: dict) -> dict:
-    """How far the bfloat16 curve is from the float32 one, at the strengths both evaluated."""
-    ours = {(r, a): (share, ppl) for r, a, share, ppl in fp32["curve"]}
-    shared = [(ours[(r, a)], (share, ppl)) for r, a, share, ppl in bf16["curve"] if (r, a) in ours]
+def _agreement(exact: dict, other: dict) -> dict:
+    """How far another arm's curve is from the exact float32 one, at the strengths both evaluated."""
+    ours = {(r, a): (share, ppl) for r, a, share, ppl in exact["curve"]}
+    shared = [(ours[(r, a)], (share, ppl)) for r, a, share, ppl in other["curve"] if (r, a) in ours]
     return {
-        "same_choice": all(fp32[k] == bf16[k] for k in ("recipe", "layer", "alpha")),
+        "same_choice": all(exact[k] == other[k] for k in ("recipe", "layer", "alpha")),
         "shared_points": len(shared),
         "max_share_diff": max((abs(a[0] - b[0]) for a, b in shared), default=float("nan")),
         "max_ppl_rel_diff": max((abs(a[1] - b[1]) / a[1] for a, b in shared), default=float("nan")),
-        "train_share": [fp32["train_share"], bf16["train_share"]],
+        "train_share": [exact["train_share"], other["train_share"]],
     }
 
 
@@ -92,7 +96,15 @@ def main() -> None:
         store = ScoreStore(Path(tmp))
         _arm(model, args.warm_with, True, recipes, store)
         arms["warm"] = _arm(model, args.trait, True, recipes, store)
+        fast_store = ScoreStore(Path(tmp) / "fast")
+        arms["fast"] = _arm(model, args.trait, True, recipes, fast=True)
+        _arm(model, args.warm_with, True, recipes, fast_store, fast=True)
+        arms["fast_warm"] = _arm(model, args.trait, True, recipes, fast_store, fast=True)
     warm = arms["warm"]
+    fast = {
+        name: _agreement(new, arms[name]) | {"speedup": ref["edit"] / arms[name]["edit"]}
+        for name in ("fast", "fast_warm")
+    }
     warm_same = all(new[k] == warm[k] for k in ("recipe", "layer", "alpha")) and new["curve"] == warm["curve"]
     bf16 = None
     if cpu_has_bf16():
@@ -124,6 +136,14 @@ def main() -> None:
             f"same choice and curve as the default: {warm_same}",
         )
     )
+    for name, agree in fast.items():
+        rows.append(
+            (
+                name,
+                f"edit {agree['speedup']:.2f}x the reference; same choice {agree['same_choice']}; curve share "
+                f"max |diff| {agree['max_share_diff']:.2e}, perplexity max relative diff {agree['max_ppl_rel_diff']:.2e}",
+            )
+        )
     if bf16 is not None:
         rows.append(
             (
@@ -145,6 +165,7 @@ def main() -> None:
             "same_choice": same_choice,
             "same_curve": same_curve,
             "warm": {"with": args.warm_with, "speedup": ref["edit"] / warm["edit"], "same_choice_and_curve": warm_same},
+            "fast": fast,
             "bfloat16": bf16,
         },
     )

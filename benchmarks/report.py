@@ -160,6 +160,15 @@ def _calibration(data: dict) -> list[str]:
             f"store): **{warm['speedup']:.2f}x** the reference, every curve point and the choice identical to the "
             f"cold default: {warm['same_choice_and_curve']}."
         )
+    labels = {"fast": "Opt-in fast path (`--fast`), cold", "fast_warm": "Opt-in fast path, warm (a fast"}
+    for name, agree in (data.get("fast") or {}).items():
+        label = labels[name] + (f" {warm['with']} edit filled a fresh store)" if name == "fast_warm" and warm else "")
+        lines.append(
+            f"{label}: **{agree['speedup']:.2f}x** the reference; same recipe, layer and alpha as the default: "
+            f"{agree['same_choice']}; over the {agree['shared_points']} strengths both curves evaluated, the train "
+            f"share differs by at most {agree['max_share_diff']:.1e} and perplexity by at most "
+            f"{agree['max_ppl_rel_diff']:.1e} (relative)."
+        )
     bf16 = data.get("bfloat16")
     if bf16:
         lines.append(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import torch
+
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real ``traitlens`` entry point in a subprocess."""
@@ -20,3 +22,10 @@ def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> No
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+def plain_loglik(model, prompt: list[int], answer: list[int]) -> float:
+    """Reference: mean log-likelihood of ``answer`` after ``prompt`` in one unpadded, uncached forward."""
+    with torch.inference_mode():
+        logits = model.fast_model(input_ids=torch.tensor([prompt + answer])).logits[0].float().log_softmax(-1)
+    return float(torch.stack([logits[len(prompt) - 1 + j, t] for j, t in enumerate(answer)]).mean())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from fakes import PlantedScorer, planted_sampler
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, plain_loglik, run_cli
 
 from traitlens import TraitlensError
 from traitlens.assess import agreement, assess
@@ -180,13 +180,6 @@ def test_batched_scoring_equals_one_at_a_time(tiny):
         assert batched[item.id].loglik == pytest.approx(single[item.id].loglik, abs=1e-4)
 
 
-def _plain_loglik(model, prompt: list[int], answer: list[int]) -> float:
-    """Reference: one unpadded, uncached forward over prompt + answer."""
-    with torch.inference_mode():
-        logits = model.fast_model(input_ids=torch.tensor([prompt + answer])).logits[0].float().log_softmax(-1)
-    return float(torch.stack([logits[len(prompt) - 1 + j, t] for j, t in enumerate(answer)]).mean())
-
-
 @pytest.mark.parametrize("fold", [None, False, "auto"], ids=["unsteered", "hook", "fold"])
 def test_shared_prompt_scoring_equals_a_plain_forward(tiny, fold):
     # Repeated prompts share one cached pass; lengths differ so padding and 1-token answers are hit.
@@ -198,7 +191,7 @@ def test_shared_prompt_scoring_equals_a_plain_forward(tiny, fold):
     handle = apply_steering(tiny, vector, 1.0, fold=fold) if fold is not None else nullcontext()
     with handle:
         got = ModelScorer(tiny, batch_size=2).continuation_logprobs(prompts, answers)
-        expected = [_plain_loglik(tiny, p, a) for p, a in zip(prompts, answers, strict=True)]
+        expected = [plain_loglik(tiny, p, a) for p, a in zip(prompts, answers, strict=True)]
     np.testing.assert_allclose(got, expected, atol=1e-4)
     if fold is not None:  # the steering really changed the scores it was checked under
         assert not np.allclose(got, ModelScorer(tiny).continuation_logprobs(prompts, answers), atol=1e-3)

@@ -295,7 +295,7 @@ def _plan_cost(parts, call_cost):
 
 def _best_cost(prompts, size, call_cost):
     """The least cost over every split into contiguous groups, each with or without its prefix."""
-    from traitlens.decoding.plan import shared_prefix
+    from traitlens.batching import shared_prefix
 
     best = [0.0] + [float("inf")] * len(prompts)
     for end in range(1, len(prompts) + 1):

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["pad_left", "pad_right", "batched", "by_length"]
+__all__ = ["pad_left", "pad_right", "batched", "by_length", "shared_prefix"]
 
 T = TypeVar("T")
 
@@ -43,3 +43,13 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def by_length(seqs: Sequence[Sequence[int]]) -> list[int]:
     """Indices of ``seqs``, shortest first (stable): batches of similar length pad little."""
     return sorted(range(len(seqs)), key=lambda k: len(seqs[k]))
+
+
+def shared_prefix(seqs: Sequence[Sequence[int]]) -> list[int]:
+    """The tokens every sequence starts with, leaving each at least one of its own."""
+    first = seqs[0]
+    limit = min(len(s) for s in seqs) - 1
+    length = 0
+    while length < limit and all(s[length] == first[length] for s in seqs):
+        length += 1
+    return list(first[:length])

@@ -9,6 +9,12 @@ the baseline both read the plain label readout; the steered assessment and its p
 views score the same options) computes it once. The numbers are those of the first computation,
 bit for bit. The block's contract: nothing attaches to the model behind the scorers' backs.
 Given a ``ScoreStore``, the block also keeps its results on disk for later runs (``store``).
+
+Inside ``fast_scoring()`` (opt-in: ``traitlens edit --fast``) scorers take a faster path that is
+not bit-identical: the tokens every prompt of a batch starts with (the chat template's system
+turn) run once and every row continues from that cache, and batches are cut from prompts sorted
+by length (answers by length too), so little of a batch is padding. Its results are memoised and
+stored under their own keys.
 """
 
 from __future__ import annotations
@@ -25,15 +31,17 @@ import torch
 
 from traitlens.assess.requests import LABELS, LabelRequest, OptionRequest
 from traitlens.assess.store import ScoreStore, environment
-from traitlens.batching import batched, pad_left, pad_right
+from traitlens.batching import batched, by_length, pad_left, pad_right, shared_prefix
 from traitlens.chat import chat_ids
+from traitlens.decoding.plan import CALL_COST
 from traitlens.errors import TraitlensError
 from traitlens.models import LoadedModel
-from traitlens.models.reuse import forward, select_rows
+from traitlens.models.reuse import expanded, forward, select_rows
 
-__all__ = ["Scorer", "ModelScorer", "score_memo", "active_store"]
+__all__ = ["Scorer", "ModelScorer", "score_memo", "active_store", "fast_scoring", "fast_scoring_on"]
 
 _MEMO: ContextVar[tuple[OrderedDict, ScoreStore | None] | None] = ContextVar("traitlens_score_memo", default=None)
+_FAST: ContextVar[bool] = ContextVar("traitlens_fast_scoring", default=False)
 MEMO_SIZE = 256  # results kept in memory per block (each a few kB)
 
 
@@ -47,6 +55,22 @@ def score_memo(store: ScoreStore | None = None) -> Iterator[OrderedDict]:
         yield memo
     finally:
         _MEMO.reset(token)
+
+
+@contextlib.contextmanager
+def fast_scoring(on: bool = True) -> Iterator[None]:
+    """Scorers created inside this block take the fast path (see the module's docstring)."""
+    token = _FAST.set(on)
+    try:
+        yield
+    finally:
+        _FAST.reset(token)
+
+
+def fast_scoring_on() -> bool:
+    """Whether we are inside ``fast_scoring()`` (other passes of a pipeline, such as the persona
+    source's replies, take their opt-in levers there too)."""
+    return _FAST.get()
 
 
 def active_store() -> ScoreStore | None:
@@ -66,8 +90,16 @@ class Scorer(Protocol):
 class ModelScorer:
     """Scores on the model's plain HF module (no hook wrappers), so steering hooks apply."""
 
-    def __init__(self, model: LoadedModel, batch_size: int = 16, progress=None, state: str | None = None):
+    def __init__(
+        self,
+        model: LoadedModel,
+        batch_size: int = 16,
+        progress=None,
+        state: str | None = None,
+        fast: bool | None = None,
+    ):
         self.model = model
+        self.fast = _FAST.get() if fast is None else fast  # None: as the enclosing ``fast_scoring`` says
         self.batch_size = batch_size
         self.progress = progress  # callable(n_done) or None
         self.state = state  # what is attached to the model now; None: results are not memoised
@@ -102,7 +134,8 @@ class ModelScorer:
         if block is None or self.state is None:
             return compute()
         memo, store = block
-        what = repr((*self.model.identity, self.state, self.batch_size, kind, inputs))
+        path = ("fast",) if self.fast else ()  # the exact path keeps the keys it always had
+        what = repr((*self.model.identity, self.state, self.batch_size, kind, inputs, *path))
         key = hashlib.sha256(what.encode()).hexdigest()
         if key in memo:
             memo.move_to_end(key)
@@ -127,13 +160,38 @@ class ModelScorer:
         return self._memoised("next", inputs, len(prompts), lambda: self._next_token_logprobs(prompts, token_ids))
 
     def _next_token_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
-        rows = []
-        for chunk in batched(list(prompts), self.batch_size):
-            ids, mask = pad_left(chunk, self.model.tokenizer.pad_token_id)
-            logprobs = self._forward(ids, mask, 1)[0][:, -1, :]
-            rows.append(logprobs[:, list(token_ids)].numpy())
+        out = np.zeros((len(prompts), len(token_ids)))
+        order = by_length(prompts) if self.fast else list(range(len(prompts)))
+        start = self._shared_start(prompts)
+        for chunk in batched(order, self.batch_size):
+            logprobs = self._prompt_pass([prompts[k] for k in chunk], start, use_cache=False)[0][:, -1, :]
+            out[list(chunk)] = logprobs[:, list(token_ids)].numpy()
             self._tick(len(chunk))
-        return np.concatenate(rows) if rows else np.zeros((0, len(token_ids)))
+        return out
+
+    def _shared_start(self, prompts: Sequence[Sequence[int]]) -> tuple[list[int], object] | None:
+        """Fast path: the tokens every prompt starts with (the chat template's system turn), run
+        once as one row into a cache that every batch continues from; ``None`` on the exact path,
+        or where it would not pay for its call."""
+        prefix = shared_prefix(prompts) if self.fast and len(prompts) > 1 else []
+        if (len(prompts) - 1) * len(prefix) <= CALL_COST:
+            return None
+        ids, mask = torch.tensor([prefix]), torch.ones(1, len(prefix), dtype=torch.long)
+        return prefix, self._forward(ids, mask, 1, use_cache=True)[1]
+
+    def _prompt_pass(self, prompts: Sequence[Sequence[int]], start=None, use_cache: bool = True):
+        """(last position's log-probabilities, cache, mask) of a batch of prompts, left-padded;
+        from a ``_shared_start``, each row continues from its cache (padding then sits between
+        the prefix and each prompt's own tokens)."""
+        pad = self.model.tokenizer.pad_token_id
+        if start is None:
+            ids, mask = pad_left(prompts, pad)
+            return (*self._forward(ids, mask, 1, use_cache=use_cache), mask)
+        prefix, shared = start
+        cache = expanded(shared, torch.zeros(len(prompts), dtype=torch.long, device=self.model.device))
+        ids, own = pad_left([p[len(prefix) :] for p in prompts], pad)
+        mask = torch.cat([torch.ones(len(prompts), len(prefix), dtype=own.dtype), own], dim=1)
+        return (*self._forward(ids, mask, 1, cache=cache, use_cache=use_cache), mask)
 
     def continuation_logprobs(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]]) -> np.ndarray:
         """[n]: mean per-token log-likelihood of each answer after its prompt."""
@@ -154,12 +212,33 @@ class ModelScorer:
         for k, prompt in enumerate(prompts):
             by_prompt.setdefault(tuple(prompt), []).append(k)
         scores = np.zeros(len(prompts))
-        for chunk in batched(list(by_prompt.items()), self.batch_size):
+        groups = list(by_prompt.items())
+        chunks = batched(groups, self.batch_size) if not self.fast else self._fast_chunks(groups, answers)
+        start = self._shared_start([p for p, _ in groups])
+        for chunk in chunks:
             rows = [k for _, ks in chunk for k in ks]
             owner = torch.repeat_interleave(torch.arange(len(chunk)), torch.tensor([len(ks) for _, ks in chunk]))
-            scores[rows] = self._shared_prompt_batch([list(p) for p, _ in chunk], owner, [answers[k] for k in rows])
+            prompts_ = [list(p) for p, _ in chunk]
+            scores[rows] = self._shared_prompt_batch(prompts_, owner, [answers[k] for k in rows], start)
             self._tick(len(rows))
         return scores
+
+    def _fast_chunks(self, groups: list, answers: Sequence[Sequence[int]]) -> list[list]:
+        """Batches of at most twice ``batch_size`` answers, by answer length (a prompt with more
+        answers than that is split), so the answers of one batch pad little."""
+        cut = 2 * self.batch_size
+        pieces = [
+            (prompt, list(piece))
+            for prompt, ks in groups
+            for piece in batched(sorted(ks, key=lambda k: len(answers[k])), cut)
+        ]
+        pieces.sort(key=lambda g: (max(len(answers[k]) for k in g[1]), len(g[0])))
+        chunks: list[list] = [[]]
+        for piece in pieces:
+            if sum(len(ks) for _, ks in chunks[-1]) + len(piece[1]) > cut:
+                chunks.append([])
+            chunks[-1].append(piece)
+        return [c for c in chunks if c]
 
     def _check_length(self, requests, lengths: Sequence[int]) -> None:
         """An item longer than the model's context cannot be scored: say so before any work."""
@@ -185,13 +264,12 @@ class ModelScorer:
         lengths = np.array([len(a) for a in answers], dtype=float)
         return np.stack([self.continuation_loglik(prompts, answers), lengths], axis=1)
 
-    def _shared_prompt_batch(self, prompts, owner: torch.Tensor, answers) -> np.ndarray:
+    def _shared_prompt_batch(self, prompts, owner: torch.Tensor, answers, start=None) -> np.ndarray:
         """Scores ``answers[n]`` after ``prompts[owner[n]]``; each prompt is computed once."""
         pad = self.model.tokenizer.pad_token_id
         if any(not a for a in answers):
             raise TraitlensError("cannot score an empty answer (an option or choice with no text)")
-        ids, mask = pad_left(prompts, pad)
-        last, cache = self._forward(ids, mask, 1, use_cache=True)
+        last, cache, mask = self._prompt_pass(prompts, start)
         # The prompt's last position predicts each answer's first token.
         first = last[owner, -1, [a[0] for a in answers]]
         if max(len(a) for a in answers) == 1:
@@ -200,9 +278,44 @@ class ModelScorer:
         # predicts token j + 1.
         tails, tail_mask = pad_right([a[:-1] for a in answers], pad)
         select_rows(cache, owner.to(self.model.device))
-        rest, _ = self._forward(tails, torch.cat([mask[owner], tail_mask], dim=1), 0, cache=cache, use_cache=True)
         targets = torch.zeros_like(tails)
         for row, answer in enumerate(answers):
             targets[row, : len(answer) - 1] = torch.as_tensor(answer[1:])
-        later = rest.gather(-1, targets[..., None])[..., 0] * tail_mask
+        full_mask = torch.cat([mask[owner], tail_mask], dim=1)
+        if self.fast and self._unembedding_outside():
+            later = self._real_positions(tails, full_mask, cache, targets, tail_mask)
+        else:
+            rest, _ = self._forward(tails, full_mask, 0, cache=cache, use_cache=True)
+            later = rest.gather(-1, targets[..., None])[..., 0] * tail_mask
         return (first + later.sum(-1)).numpy().astype(float)
+
+    def _unembedding_outside(self) -> bool:
+        """Can the fast path apply the unembedding itself (``lm_head`` after the final ``norm``,
+        no soft-capping)? Checked against the model's own logits on every pass."""
+        fast_model = self.model.fast_model
+        return (
+            hasattr(fast_model, "lm_head")
+            and hasattr(getattr(fast_model, "model", None), "norm")
+            and not getattr(fast_model.config, "final_logit_softcapping", None)
+        )
+
+    def _real_positions(self, ids, mask, cache, targets, real) -> torch.Tensor:
+        """Fast path: log-probabilities of ``targets`` at the real (unpadded) positions of ``ids``
+        only; the final norm's output is caught and only those rows meet the unembedding."""
+        fast_model = self.model.fast_model
+        caught: list[torch.Tensor] = []
+        handle = fast_model.model.norm.register_forward_hook(lambda module, args, out: caught.append(out))
+        try:
+            last, _ = self._forward(ids, mask, 1, cache=cache)
+        finally:
+            handle.remove()
+        where = real.bool().to(caught[-1].device)
+        with torch.inference_mode():
+            check = fast_model.lm_head(caught[-1][:, -1]).float().log_softmax(-1).cpu()
+            if not torch.allclose(check, last[:, -1], atol=1e-3):
+                raise RuntimeError("fast scoring: the model's logits are not lm_head(norm(...)); use the exact path")
+            logits = fast_model.lm_head(caught[-1][where]).float()
+            picked = logits.gather(-1, targets.to(logits.device)[where][:, None])[:, 0] - logits.logsumexp(-1)
+        out = torch.zeros(real.shape)
+        out[real.bool()] = picked.cpu()
+        return out

@@ -41,9 +41,10 @@ DtypeOption = typer.Option(
 FastOption = typer.Option(
     False,
     "--fast",
-    help="Opt-in fast generated-text suites (batches of up to 128 by length, planned prefill parts with shared "
-    "prefixes, early stop once a refusal is decided, bfloat16 head candidates); not bit-identical, verdict "
-    "agreement in benchmarks/RESULTS.md.",
+    help="Opt-in fast paths, not bit-identical (agreement in benchmarks/RESULTS.md): generated-text suites in "
+    "batches of up to 128 by length, planned prefill parts with shared prefixes, early stop once a refusal is "
+    "decided, bfloat16 head candidates; in an edit also its scoring passes (the chat template's system turn run "
+    "once, batches by length, the unembedding at real positions only) and persona replies.",
 )
 
 

@@ -90,6 +90,7 @@ def edit_command(
             run_bench=run_bench,
             progress=factory,
             score_store=score_cache,
+            fast=fast,
         )
     write_edit_outputs(result, out, export)
     console.print(edit_markdown(result).split("## Calibration")[0], markup=False, highlight=False)

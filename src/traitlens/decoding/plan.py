@@ -16,22 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from traitlens.batching import pad_left
+from traitlens.batching import pad_left, shared_prefix
 from traitlens.decoding.loop import Part
 
-__all__ = ["CALL_COST", "plan_parts", "shared_prefix"]
+__all__ = ["CALL_COST", "plan_parts"]
 
 CALL_COST = 44  # tokens' worth of time one forward call costs beyond its tokens (measured, see above)
-
-
-def shared_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
-    """The tokens every prompt starts with, leaving each at least one of its own."""
-    first = prompts[0]
-    limit = min(len(p) for p in prompts) - 1
-    length = 0
-    while length < limit and all(p[length] == first[length] for p in prompts):
-        length += 1
-    return list(first[:length])
 
 
 def _group_cost(rows: int, longest: int, prefix: int, call_cost: float) -> tuple[float, bool]:

@@ -20,6 +20,7 @@ the plain forward.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["LowerLayers", "forward", "select_rows"]
+__all__ = ["LowerLayers", "forward", "select_rows", "expanded"]
 
 _ACTIVE: ContextVar[LowerLayers | None] = ContextVar("traitlens_lower_layers", default=None)
 _LINEAGE = "_traitlens_lineage"  # key of the passes that filled a cache (and the rows kept since)
@@ -148,3 +149,12 @@ def select_rows(cache, rows: torch.Tensor) -> None:
     cache.batch_select_indices(rows)
     if hasattr(cache, _LINEAGE):
         setattr(cache, _LINEAGE, _digest(getattr(cache, _LINEAGE), rows))
+
+
+def expanded(cache, rows: torch.Tensor):
+    """A new cache holding ``rows`` of ``cache`` (lineage kept exact); ``cache`` is left as it was,
+    so one prefix's cache can start many batches."""
+    clone = copy.copy(cache)
+    clone.layers = [copy.copy(layer) for layer in cache.layers]
+    select_rows(clone, rows)  # selection and later updates assign new tensors: the original's stay
+    return clone

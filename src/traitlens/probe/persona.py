@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from traitlens.assess.scorer import active_store
+from traitlens.assess.scorer import active_store, fast_scoring_on
 from traitlens.assess.store import environment
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.generation import generate
@@ -29,26 +29,34 @@ def _messages(pole: str, question: str) -> tuple:
 
 def _replies(model, prompts: list[list[int]], max_new_tokens: int, progress) -> list[str]:
     """Greedy replies, 16 prompts a batch; inside a ``score_memo`` block with a store (an edit's),
-    kept there like a scoring pass: the next edit of the same model reads the same replies back."""
+    kept there like a scoring pass: the next edit of the same model reads the same replies back.
+    Inside ``fast_scoring()`` the generator's opt-in levers apply (prompts in token order, so one
+    persona's prompts share their system turn; finished rows dropped; bfloat16 head candidates)."""
+    fast = fast_scoring_on()
     store = active_store() if model.untouched() else None  # nothing attached: the key says it all
     key = None
     if store is not None:
         what = (*model.identity, "persona-replies", tuple(map(tuple, prompts)), max_new_tokens, BATCH)
+        what += ("fast",) if fast else ()
         key = hashlib.sha256(f"{what!r}{environment(_GENERATION_CODE)}".encode()).hexdigest()
         kept = store.load_texts(key)
         if kept is not None and len(kept) == len(prompts):
             if progress:
                 progress(len(kept))
             return kept
-    replies = []
+    order = sorted(range(len(prompts)), key=lambda k: prompts[k]) if fast else list(range(len(prompts)))
+    levers = {"share_prefix": True, "compact": True, "candidates": True} if fast else {}
+    replies: dict[int, str] = {}
     for start in range(0, len(prompts), BATCH):
-        out = generate(model, prompts[start : start + BATCH], max_new_tokens=max_new_tokens, batch_size=BATCH)
-        replies += [g.text.strip() or "..." for g in out]
+        rows = order[start : start + BATCH]
+        out = generate(model, [prompts[k] for k in rows], max_new_tokens=max_new_tokens, batch_size=BATCH, **levers)
+        replies.update({k: g.text.strip() or "..." for k, g in zip(rows, out, strict=True)})
         if progress:
             progress(len(out))
+    texts = [replies[k] for k in range(len(prompts))]
     if key is not None:
-        store.save_texts(key, replies)
-    return replies
+        store.save_texts(key, texts)
+    return texts
 
 
 def persona_pairs(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from traitlens.assess import AssessmentResult, assess, work_units
-from traitlens.assess.scorer import score_memo
+from traitlens.assess.scorer import fast_scoring, score_memo
 from traitlens.assess.store import ScoreStore
 from traitlens.errors import TraitlensError
 from traitlens.items import ItemBank, default_items, parse_dimension
@@ -140,6 +140,7 @@ def edit(
     run_bench: Callable | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     score_store: ScoreStore | bool = True,
+    fast: bool = False,
 ) -> EditResult:
     """Edit ``trait`` ("JP" = from J towards P) and measure what moved.
 
@@ -150,9 +151,11 @@ def edit(
     Passes asked twice (the validity checks' plain labels, the steered options read three ways)
     are computed once (``score_memo``, bit-identical); with ``score_store`` (default: the one in
     the traitlens cache; ``False``: none) they are also kept for later runs, so the next edit of
-    the same model reads its unsteered passes (baselines, validity, priors) back."""
+    the same model reads its unsteered passes (baselines, validity, priors) back. ``fast`` (opt-in,
+    not bit-identical) runs every scoring pass and the persona replies inside ``fast_scoring()``;
+    the agreement of its curves and choice with the exact path is in ``benchmarks/RESULTS.md``."""
     store = ScoreStore.default() if score_store is True else (score_store or None)
-    with score_memo(store):
+    with score_memo(store), fast_scoring(fast):
         return _edit(
             model, trait, layer, alpha, goal, guard, recipes, pair_files, items, extra_items, permutations, alphas,
             run_bench, progress,
