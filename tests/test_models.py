@@ -276,3 +276,49 @@ def test_bfloat16_steered_decoding_at_batch_one_uses_row_products_and_detaches_c
     steered = generate(model, prompt, max_new_tokens=6, steering=Steering(vector, 1.0))[0].new_ids
     assert steered != plain
     assert generate(model, prompt, max_new_tokens=6)[0].new_ids == plain
+
+
+def _kernel_or_skip():
+    from traitlens.models.gemv import bf16_mv
+
+    kernel = bf16_mv()
+    if kernel is None:
+        pytest.skip("no AVX512-BF16 CPU or no compiler: the bfloat16 kernel is not built")
+    return kernel
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(1, 32), (7, 64), (16, 576), (1539, 576), (577, 1536)])
+def test_bf16_kernel_sums_like_mv(rows, cols):
+    kernel = _kernel_or_skip()
+    g = torch.Generator().manual_seed(rows)
+    weight = torch.randn(rows, cols, generator=g).bfloat16()
+    x = torch.randn(cols, generator=g).bfloat16()
+    exact = weight.double() @ x.double()
+    ours, mv = kernel(weight, x), torch.mv(weight, x)
+    assert ours.dtype == torch.bfloat16 and ours.shape == (rows,)
+    # Both sum in float32 and round once to bfloat16: one bfloat16 step from the exact sum at most.
+    step = exact.abs().clamp(min=1e-3) * 2**-7
+    assert ((ours.double() - exact).abs() <= step).all() and ((mv.double() - exact).abs() <= step).all()
+    assert (ours == mv).float().mean() > 0.9
+    with pytest.raises(RuntimeError, match="multiple of 32"):
+        kernel(weight[:, :-1].contiguous(), x[:-1])
+
+
+def test_bf16_kernel_is_used_by_compiled_steps_and_can_be_turned_off(monkeypatch):
+    from traitlens.models import gemv
+
+    kernel = _kernel_or_skip()
+    model = _bf16_or_skip()
+    down = model.fast_model.model.layers[0].mlp.down_proj
+    assert down.mv is kernel
+    x = torch.randn(1, 1, down.in_features).bfloat16()
+    compiled = torch.compile(down, dynamic=False)
+    with torch.inference_mode():
+        torch.testing.assert_close(compiled(x), down(x))
+    gemv.bf16_mv.cache_clear()
+    monkeypatch.setenv("TRAITLENS_GEMV", "0")
+    try:
+        assert gemv.bf16_mv() is None
+        assert load_model("tiny", dtype="bfloat16").fast_model.model.layers[0].mlp.down_proj.mv is torch.mv
+    finally:
+        gemv.bf16_mv.cache_clear()

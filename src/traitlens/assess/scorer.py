@@ -160,7 +160,7 @@ class ModelScorer:
         return self._memoised("next", inputs, len(prompts), lambda: self._next_token_logprobs(prompts, token_ids))
 
     def _next_token_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
-        out = np.zeros((len(prompts), len(token_ids)))
+        out = np.zeros((len(prompts), len(token_ids)), dtype=np.float32)  # the dtype of the log-probabilities
         order = by_length(prompts) if self.fast else list(range(len(prompts)))
         start = self._shared_start(prompts)
         for chunk in batched(order, self.batch_size):

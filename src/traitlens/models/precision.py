@@ -7,26 +7,21 @@ agreement with float32 are measured in ``benchmarks/decode.py`` and ``benchmarks
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Callable
 
 import torch
 
 from traitlens.errors import TraitlensError
+from traitlens.models.gemv import bf16_mv, cpu_flags
 
 __all__ = ["DTYPES", "check_dtype", "cpu_has_bf16", "cast_parameters", "contiguous_head", "RowLinear", "row_products"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-@cache
 def cpu_has_bf16() -> bool:
     """AMX-BF16 or AVX512-BF16 (where bfloat16 matrix products are native, not emulated)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
 def check_dtype(name: str, device: str = "cpu") -> torch.dtype:
@@ -88,19 +83,29 @@ class RowLinear(torch.nn.Linear):
 
     Decoding one sequence multiplies each weight by a single row. A bfloat16 ``linear`` on
     CPU goes through a matrix-matrix kernel that reads the weights at 10 GB/s here; ``mv``
-    reads them at 17 GB/s (float32 ``linear``: 23 GB/s, so bfloat16 only pays off this way).
+    reads them at 15-17 GB/s and traitlens' AVX512-BF16 kernel (``models.gemv``, where it
+    builds) at about 25 (float32 ``linear``: 23-26 GB/s, so bfloat16 only pays off this way).
     The weight and bias are read at every call, so folded steering biases still apply."""
+
+    mv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.mv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[:-1].numel() != 1:
             return torch.nn.functional.linear(x, self.weight, self.bias)
-        y = torch.mv(self.weight, x.reshape(-1)).view(*x.shape[:-1], self.out_features)
+        vector = x.reshape(-1)
+        mv = self.mv if vector.dtype == self.weight.dtype else torch.mv
+        y = mv(self.weight, vector).view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
 
 def row_products(module: torch.nn.Module) -> torch.nn.Module:
-    """Every plain ``nn.Linear`` of ``module`` becomes a ``RowLinear`` (same parameters)."""
+    """Every plain ``nn.Linear`` of ``module`` becomes a ``RowLinear`` (same parameters), its
+    bfloat16 one-row products through ``models.gemv`` where that kernel is available."""
     for sub in module.modules():
         if type(sub) is torch.nn.Linear:
             sub.__class__ = RowLinear
+            fits = sub.weight.dtype is torch.bfloat16 and sub.weight.device.type == "cpu" and sub.in_features % 32 == 0
+            kernel = bf16_mv() if fits else None
+            if kernel is not None:
+                sub.mv = kernel
     return module
