@@ -105,7 +105,9 @@ def _decode(data: dict) -> list[str]:
         lines.append(
             f"| {batch} | HF eager generate | {r['hf_eager_tok_s']:.1f} | 1.00x | 100% | {r['hf_eager_fraction_of_bound']:.0%} |"
         )
-        for engine in ("loop", "compiled", "bf16_loop", "bf16_compiled"):
+        for engine in [
+            e for e in ("loop", "compiled", "bf16_loop", "bf16_compiled", "speculative") if f"{e}_tok_s" in r
+        ]:
             lines.append(
                 f"| {batch} | {engine} | {r[f'{engine}_tok_s']:.1f} | {r[f'{engine}_ratio_vs_hf_eager']:.2f}x | "
                 f"{r[f'{engine}_same_tokens']:.0%} | {r[f'{engine}_fraction_of_bound']:.0%} |"

@@ -20,13 +20,14 @@ from traitlens.batching import batched, by_length, pad_left
 from traitlens.decoding.compiled import compiled_greedy
 from traitlens.decoding.loop import Part, StopRule, greedy_parts
 from traitlens.decoding.plan import plan_parts
+from traitlens.decoding.speculative import speculative_greedy
 from traitlens.models import LoadedModel
 
 __all__ = ["Generation", "generate", "ENGINES"]
 
 # loop: bit-identical to generate, the default; generate: Hugging Face's own (the reference);
 # compiled: opt-in, a torch.compile'd step over a static cache (its token agreement is measured).
-ENGINES = ("loop", "generate", "compiled")
+ENGINES = ("loop", "generate", "compiled", "speculative")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def generate(
     share_prefix: bool = False,
     prefill_size: int | None = None,
     candidates: bool = False,
+    draft: LoadedModel | None = None,
 ) -> list[Generation]:
     """Continue each prompt (token ids, e.g. from ``chat_ids``); greedy when temperature is 0.
 
@@ -121,7 +123,10 @@ def generate(
     ``share_prefix`` computes the tokens a batch's prompts all start with once; with
     ``prefill_size``, a batch is prefilled in parts of that many prompts (each with its own
     shared prefix and padding) and decoded as one, its cache written in place; ``candidates``
-    picks each token among a bfloat16 head's top candidates, scored again exactly."""
+    picks each token among a bfloat16 head's top candidates, scored again exactly.
+    ``engine="speculative"`` (opt-in, greedy, one prompt at a time) lets ``draft`` (the same
+    checkpoint in bfloat16) propose tokens that the model verifies several at a time
+    (``decoding.speculative``)."""
     if steering is not None and backend != "hf":
         raise ValueError("steered generation runs on the fast path (backend='hf')")
     if backend not in ("hf", "bridge"):
@@ -137,10 +142,14 @@ def generate(
         )
     if prefill_size is not None and (isinstance(prefill_size, bool) or prefill_size < 1):
         raise ValueError(f"prefill_size must be a positive number of prompts, not {prefill_size!r}")
-    if engine == "compiled" and not looped:
-        raise ValueError("engine='compiled' is greedy decoding on the fast path (backend='hf', temperature 0)")
-    if engine == "compiled" and steering is not None and steering.positions != "all":
-        raise ValueError("engine='compiled' steers at all positions only (position masks read a Python counter)")
+    if engine in ("compiled", "speculative") and not looped:
+        raise ValueError(f"engine='{engine}' is greedy decoding on the fast path (backend='hf', temperature 0)")
+    if engine in ("compiled", "speculative") and steering is not None and steering.positions != "all":
+        raise ValueError(f"engine='{engine}' steers at all positions only (position masks read a Python counter)")
+    if (engine == "speculative") != (draft is not None):
+        raise ValueError("engine='speculative' needs a draft model, and only it takes one")
+    if draft is not None and draft.fast_model.config.vocab_size != model.fast_model.config.vocab_size:
+        raise ValueError("the draft model must share the model's vocabulary")
     run = _generate_hf if backend == "hf" else _generate_bridge
     pad_id = model.tokenizer.pad_token_id
     stops = _stop_ids(model)
@@ -148,13 +157,16 @@ def generate(
     prompts = list(prompts)
     order = by_length(prompts) if bucket else list(range(len(prompts)))
     results: dict[int, Generation] = {}
-    for rows in batched(order, batch_size):
+    for rows in batched(order, 1 if draft is not None else batch_size):
         chunk = [prompts[k] for k in rows]
         parts = _parts(chunk, pad_id, share_prefix, prefill_size or len(chunk))
         width = max(len(shared) + ids.shape[1] for shared, ids, _ in parts)  # where every row's prompt ends
         context = steering.attach(model, prompt_length=width) if steering is not None else nullcontext()
-        with context:
-            if looped and engine == "loop":
+        drafting = steering.attach(draft, prompt_length=width) if steering is not None and draft else nullcontext()
+        with context, drafting:
+            if draft is not None:
+                new = [speculative_greedy(model.fast_model, draft.fast_model, chunk[0], max_new_tokens, stops)]
+            elif looped and engine == "loop":
                 new = greedy_parts(
                     model.fast_model, parts, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when,
                     roomy=prefill_size is not None, candidates=candidates,
