@@ -1,7 +1,7 @@
 """Steered greedy decoding, side by side in one run: Hugging Face's eager ``generate`` (the
 reference), traitlens' decoding loop (bit-identical, the default), the opt-in compiled step, and
 the opt-in bfloat16 weights, at batch 1 and 8; at batch 1 also the opt-in speculative engine
-(the float32 model verifying tokens its bfloat16 copy drafts, four at a time). All steer with the same exported vector (a folded
+(the float32 model verifying tokens its bfloat16 copy drafts, six at a time). All steer with the same exported vector (a folded
 bias: the real J->P vector of the default model when it is there). Each figure is also given as
 a fraction of the bandwidth bound: weight bytes read per decoding step over the measured read
 bandwidth of this machine.

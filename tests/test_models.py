@@ -315,10 +315,32 @@ def test_bf16_kernel_is_used_by_compiled_steps_and_can_be_turned_off(monkeypatch
     compiled = torch.compile(down, dynamic=False)
     with torch.inference_mode():
         torch.testing.assert_close(compiled(x), down(x))
-    gemv.bf16_mv.cache_clear()
+    gemv._library.cache_clear()
     monkeypatch.setenv("TRAITLENS_GEMV", "0")
     try:
         assert gemv.bf16_mv() is None
         assert load_model("tiny", dtype="bfloat16").fast_model.model.layers[0].mlp.down_proj.mv is torch.mv
     finally:
-        gemv.bf16_mv.cache_clear()
+        gemv._library.cache_clear()
+
+
+@pytest.mark.parametrize("rows", [1, 5, 8])
+def test_few_row_products_match_linear_and_come_off_after_the_block(rows):
+    from traitlens.models.gemv import f32_rows, few_row_products
+
+    if f32_rows() is None:
+        pytest.skip("no AVX512-BF16 CPU or no compiler: the kernels are not built")
+    torch.manual_seed(rows)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.Linear(48, 32, bias=False))
+    seen = []
+    net[1].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    x = torch.randn(1, rows, 64)
+    with torch.inference_mode():
+        expected = net(x)
+        with few_row_products(net):
+            assert all("forward" in vars(m) for m in net)
+            got = net(x)
+            many = net(torch.randn(3, 4, 64))  # more than eight rows: torch's own product
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert many.shape == (3, 4, 32) and len(seen) == 3  # hooks ran around the swapped products
+    assert not any("forward" in vars(m) for m in net)

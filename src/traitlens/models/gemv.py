@@ -1,15 +1,17 @@
-"""A bfloat16 matrix-vector product for CPUs with AVX512-BF16, built once on first use.
+"""Weight-streaming products for one or a few rows on CPUs with AVX512-BF16, built once on first use.
 
 Decoding one sequence in bfloat16 multiplies every weight matrix by a single row. On the
 default model's small matrices (576 to 1536 wide) ATen's bfloat16 ``mv`` reads the weights at
 about 15 GB/s here, and the code Inductor generates for a compiled step at about the same;
-``gemv_bf16.cpp`` (four rows at a time with the AVX512-BF16 dot product, rows a block ahead
+``gemv.cpp``'s ``bf16_mv`` (four rows at a time with the AVX512-BF16 dot product, rows a block ahead
 prefetched, rows split over ATen's threads) reads them at about 25 GB/s, as fast as float32
 ``mv`` (MKL). Like ``mv`` it sums in float32 and rounds once, in another order, so a result may
-differ from ``mv``'s in its last bit: it serves only the opt-in bfloat16 path.
+differ from ``mv``'s in its last bit: it serves only the opt-in bfloat16 path. Its ``f32_rows``
+multiplies one to eight float32 rows reading each weight once, for the opt-in speculative
+engine's verification passes (``few_row_products``).
 
-``bf16_mv()`` builds it with torch's extension builder into the traitlens cache (keyed by the
-source and the torch and Python versions; a few seconds, once) and returns the operator, or
+``bf16_mv()`` and ``f32_rows()`` build it with torch's extension builder into the traitlens cache (keyed by the
+source and the torch and Python versions; a few seconds, once) and return the operator, or
 ``None`` where the CPU lacks AVX512-BF16, ``TRAITLENS_GEMV=0`` is set, or the build fails (no
 compiler): callers then keep ``torch.mv``.
 """
@@ -17,22 +19,24 @@ compiler): callers then keep ``torch.mv``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from traitlens.models.registry import cache_dir
 
-__all__ = ["cpu_flags", "bf16_mv"]
+__all__ = ["cpu_flags", "bf16_mv", "f32_rows", "few_row_products"]
 
-SOURCE = Path(__file__).with_name("gemv_bf16.cpp")
+SOURCE = Path(__file__).with_name("gemv.cpp")
 FLAGS = ["-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16"]
 
 
@@ -48,11 +52,10 @@ def cpu_flags() -> frozenset[str]:
 
 
 @cache
-def bf16_mv() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
-    """``op(weight [n, k], x [k]) -> [n]``, both bfloat16 with ``k`` a multiple of 32; ``None``
-    where it is not available (see the module's docstring)."""
+def _library() -> bool:
+    """Build (once, into the cache) and load ``gemv.cpp``; False where that is not possible."""
     if os.environ.get("TRAITLENS_GEMV", "1") == "0" or not {"avx512_bf16", "avx512bw", "avx512vl"} <= cpu_flags():
-        return None
+        return False
     from torch.utils.cpp_extension import load
 
     code = SOURCE.read_bytes()
@@ -70,11 +73,55 @@ def bf16_mv() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
                 build_directory=str(build),
                 is_python_module=False,
             )
-    except Exception:  # no compiler, no ninja, a failed build: the caller keeps torch.mv
-        return None
+    except Exception:  # no compiler, no ninja, a failed build: callers keep torch's own products
+        return False
 
     @torch.library.register_fake("traitlens_gemv::bf16_mv")
-    def _shape(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _mv_shape(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return weight.new_empty(weight.shape[0])
 
-    return torch.ops.traitlens_gemv.bf16_mv
+    @torch.library.register_fake("traitlens_gemv::f32_rows")
+    def _rows_shape(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return weight.new_empty(x.shape[0], weight.shape[0])
+
+    return True
+
+
+def bf16_mv() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """``op(weight [n, k], x [k]) -> [n]``, both bfloat16 with ``k`` a multiple of 32; ``None``
+    where it is not available (see the module's docstring)."""
+    return torch.ops.traitlens_gemv.bf16_mv if _library() else None
+
+
+def f32_rows() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """``op(weight [n, k], x [m, k]) -> [m, n]``, float32, ``1 <= m <= 8``, ``k`` a multiple of
+    16, each weight row read once; ``None`` where it is not available."""
+    return torch.ops.traitlens_gemv.f32_rows if _library() else None
+
+
+def _few_rows_forward(module: torch.nn.Linear, op, x: torch.Tensor) -> torch.Tensor:
+    rows = x.shape[:-1].numel()
+    if not 1 <= rows <= 8 or x.dtype != torch.float32 or x.device.type != "cpu":
+        return F.linear(x, module.weight, module.bias)
+    y = op(module.weight, x.reshape(rows, -1)).view(*x.shape[:-1], module.out_features)
+    return y if module.bias is None else y + module.bias
+
+
+@contextlib.contextmanager
+def few_row_products(module: torch.nn.Module) -> Iterator[None]:
+    """Inside, ``module``'s float32 linear layers multiply one to eight rows reading each weight
+    once through ``f32_rows`` (MKL packs the weights first for a few rows: 27 ms for five rows of
+    the default model's layers where one row takes 16); outside, or where the kernel is
+    unavailable, torch's own products. Summed in another order: opt-in paths only."""
+    op = f32_rows()
+    swapped = []
+    if op is not None:
+        for sub in module.modules():
+            if type(sub) is torch.nn.Linear and sub.weight.dtype == torch.float32 and sub.in_features % 16 == 0:
+                sub.forward = functools.partial(_few_rows_forward, sub, op)  # hooks still run around it
+                swapped.append(sub)
+    try:
+        yield
+    finally:
+        for sub in swapped:
+            del sub.forward
