@@ -10,9 +10,9 @@ before it, so the output is the float32 greedy output; only the verification's a
 product over several rows instead of one) may round differently, which can flip a near-tie.
 Opt-in (``engine="speculative"``), with its agreement measured in ``benchmarks/decode.py``.
 
-Both caches roll back after a rejection: the target's ``DynamicCache`` is cropped, the draft's
-static cache is masked beyond the kept length and its write counters wound back (later writes
-overwrite those slots).
+Both models run compiled steps over static caches (the float32 one on ``lookahead + 1`` rows at
+a time, one graph); after a rejection each cache is masked beyond the kept length and its write
+counters wound back (later writes overwrite those slots).
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ __all__ = ["speculative_greedy", "LOOKAHEAD"]
 LOOKAHEAD = 6  # tokens the draft proposes per verification (7 rows: within f32_rows' eight; measured best of 2-12)
 
 
-class _Draft:
-    """The draft model's compiled one-token step over a static cache that can roll back."""
+class _Static:
+    """A model's compiled step over a static cache that can roll back: the prompt is prefilled
+    eagerly, then ``feed`` writes tokens at the next slots and returns the greedy choice after
+    each of them."""
 
     def __init__(self, model, prompt: torch.Tensor, length: int) -> None:
         self.model, self.step = model, _compiled_step(model)
@@ -44,7 +46,7 @@ class _Draft:
         width = prompt.shape[1]
         self.mask[:, :width] = 1
         positions = torch.arange(width, device=self.mask.device)
-        model(
+        out = model(
             input_ids=prompt.to(self.mask.device),
             attention_mask=self.mask[:, :width],
             position_ids=positions[None],
@@ -53,24 +55,23 @@ class _Draft:
             use_cache=True,
             logits_to_keep=1,
         )
+        self.first = int(out.logits[0, -1].float().argmax())  # the greedy choice after the prompt
         self.filled = width  # cache slots holding the accepted sequence
 
-    def next(self, token: int) -> int:
-        """Feed ``token`` at the next slot; the draft's greedy choice after it."""
-        column = self.filled
-        self.mask[:, column] = 1
-        device = self.mask.device
+    def feed(self, tokens: Sequence[int]) -> list[int]:
+        columns = torch.arange(self.filled, self.filled + len(tokens), device=self.mask.device)
+        self.mask[:, columns] = 1
         out = self.step(
-            input_ids=torch.tensor([[token]], device=device),
+            input_ids=torch.tensor([list(tokens)], device=self.mask.device),
             attention_mask=self.mask,
-            position_ids=torch.tensor([[column]], device=device),
+            position_ids=columns[None],
             past_key_values=self.cache,
-            cache_position=torch.tensor([column], device=device),
+            cache_position=columns,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=len(tokens),
         )
-        self.filled += 1
-        return int(out.logits[0, -1].float().argmax())
+        self.filled += len(tokens)
+        return out.logits[0].float().argmax(-1).tolist()
 
     def rollback(self, filled: int) -> None:
         if filled < self.filled:
@@ -91,39 +92,37 @@ def speculative_greedy(
     vocabulary)."""
     if lookahead < 1:
         raise ValueError(f"lookahead must be at least 1, not {lookahead}")
-    device = next(target.parameters()).device
-    ids = torch.tensor([list(prompt)], device=device)
-    out = target(input_ids=ids, use_cache=True, logits_to_keep=1)
-    cache, token = out.past_key_values, int(out.logits[0, -1].float().argmax())
+    ids = torch.tensor([list(prompt)], device=next(target.parameters()).device)
     stops = set(stop_ids)
-    sequence, new = list(prompt), [token]
-    length = -(-(len(sequence) + max_new_tokens + lookahead + 1) // CACHE_BLOCK) * CACHE_BLOCK
-    proposer = _Draft(draft, ids, length)
-    while token not in stops and len(new) < max_new_tokens:
-        accepted = len(sequence)  # the target's cache holds exactly these tokens; ``token`` comes next
-        while proposer.filled < accepted:  # the draft catches up on tokens it did not propose itself
-            proposer.next(sequence[proposer.filled])
-        drafted: list[int] = []
-        guess = token
-        for _ in range(min(lookahead, max_new_tokens - len(new))):
-            guess = proposer.next(guess)
-            drafted.append(guess)
-            if guess in stops:
-                break
-        step = torch.tensor([[token, *drafted]], device=device)
-        with few_row_products(target):  # each weight read once for the few rows (MKL would pack it first)
-            wanted = target(input_ids=step, past_key_values=cache, use_cache=True).logits[0].float().argmax(-1).tolist()
-        kept = 0
-        while kept < len(drafted) and drafted[kept] == wanted[kept]:
-            kept += 1
-        surplus = cache.get_seq_length() - (accepted + 1 + kept)  # keep ``token`` and the kept drafts
-        if surplus > 0:
-            cache.crop(-surplus)  # a negative count removes that many (every transformers version we pin)
-        proposer.rollback(accepted + 1 + kept)
-        sequence += [token, *drafted[:kept]]
-        for chosen in [*drafted[:kept], wanted[kept]]:
-            new.append(chosen)
-            if chosen in stops or len(new) == max_new_tokens:
-                break
-        token = new[-1]
+    length = -(-(len(prompt) + max_new_tokens + 2 * lookahead + 2) // CACHE_BLOCK) * CACHE_BLOCK
+    with few_row_products(target):  # each weight read once for the few rows (MKL would pack it first)
+        verifier, proposer = _Static(target, ids, length), _Static(draft, ids, length)
+        token = verifier.first
+        sequence, new = list(prompt), [token]
+        while token not in stops and len(new) < max_new_tokens:
+            accepted = len(sequence)  # the target's cache holds exactly these tokens; ``token`` comes next
+            while proposer.filled < accepted:  # the draft catches up on tokens it did not propose itself
+                proposer.feed([sequence[proposer.filled]])
+            drafted: list[int] = []
+            guess = token
+            for _ in range(min(lookahead, max_new_tokens - len(new))):
+                guess = proposer.feed([guess])[0]
+                drafted.append(guess)
+                if guess in stops:
+                    break
+            # Always lookahead + 1 rows (the spare ones repeat the last token and are rolled back):
+            # one compiled graph for every verification.
+            rows = [token, *drafted] + [drafted[-1]] * (lookahead - len(drafted))
+            wanted = verifier.feed(rows)
+            kept = 0
+            while kept < len(drafted) and drafted[kept] == wanted[kept]:
+                kept += 1
+            verifier.rollback(accepted + 1 + kept)  # ``token`` and the kept drafts; the correction comes next
+            proposer.rollback(accepted + 1 + kept)
+            sequence += [token, *drafted[:kept]]
+            for chosen in [*drafted[:kept], wanted[kept]]:
+                new.append(chosen)
+                if chosen in stops or len(new) == max_new_tokens:
+                    break
+            token = new[-1]
     return new

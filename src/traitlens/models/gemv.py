@@ -19,7 +19,6 @@ compiler): callers then keep ``torch.mv``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import os
@@ -34,7 +33,7 @@ import torch.nn.functional as F
 
 from traitlens.models.registry import cache_dir
 
-__all__ = ["cpu_flags", "bf16_mv", "f32_rows", "few_row_products"]
+__all__ = ["cpu_flags", "bf16_mv", "f32_rows", "few_row_products", "RowsLinear"]
 
 SOURCE = Path(__file__).with_name("gemv.cpp")
 FLAGS = ["-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16"]
@@ -99,29 +98,39 @@ def f32_rows() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
     return torch.ops.traitlens_gemv.f32_rows if _library() else None
 
 
-def _few_rows_forward(module: torch.nn.Linear, op, x: torch.Tensor) -> torch.Tensor:
-    rows = x.shape[:-1].numel()
-    if not 1 <= rows <= 8 or x.dtype != torch.float32 or x.device.type != "cpu":
-        return F.linear(x, module.weight, module.bias)
-    y = op(module.weight, x.reshape(rows, -1)).view(*x.shape[:-1], module.out_features)
-    return y if module.bias is None else y + module.bias
+_FEW_ROWS = False  # inside ``few_row_products``: read by ``RowsLinear`` (a global, so compiled graphs guard it)
+
+
+class RowsLinear(torch.nn.Linear):
+    """An ``nn.Linear`` that, inside ``few_row_products``, multiplies one to eight float32 rows
+    through ``f32_rows``; everywhere else exactly ``nn.Linear`` (the same ``F.linear`` call)."""
+
+    rows_op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.shape[:-1].numel()
+        if _FEW_ROWS and self.rows_op is not None and 1 <= rows <= 8 and x.dtype == torch.float32:
+            y = self.rows_op(self.weight, x.reshape(rows, -1)).view(*x.shape[:-1], self.out_features)
+            return y if self.bias is None else y + self.bias
+        return F.linear(x, self.weight, self.bias)
 
 
 @contextlib.contextmanager
 def few_row_products(module: torch.nn.Module) -> Iterator[None]:
     """Inside, ``module``'s float32 linear layers multiply one to eight rows reading each weight
     once through ``f32_rows`` (MKL packs the weights first for a few rows: 27 ms for five rows of
-    the default model's layers where one row takes 16); outside, or where the kernel is
-    unavailable, torch's own products. Summed in another order: opt-in paths only."""
+    the default model's layers where one row takes 16), in eager and compiled forwards alike.
+    The layers become ``RowsLinear`` for good (outside the block exactly ``nn.Linear``). Where the
+    kernel is unavailable, torch's own products. Summed in another order: opt-in paths only."""
+    global _FEW_ROWS
     op = f32_rows()
-    swapped = []
     if op is not None:
         for sub in module.modules():
             if type(sub) is torch.nn.Linear and sub.weight.dtype == torch.float32 and sub.in_features % 16 == 0:
-                sub.forward = functools.partial(_few_rows_forward, sub, op)  # hooks still run around it
-                swapped.append(sub)
+                sub.__class__ = RowsLinear
+                sub.rows_op = op
+    before, _FEW_ROWS = _FEW_ROWS, op is not None
     try:
         yield
     finally:
-        for sub in swapped:
-            del sub.forward
+        _FEW_ROWS = before
