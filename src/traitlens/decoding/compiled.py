@@ -19,7 +19,7 @@ import torch
 
 from traitlens.decoding.loop import record_step
 
-__all__ = ["compiled_greedy", "CACHE_BLOCK"]
+__all__ = ["compiled_greedy", "static_prefill", "CACHE_BLOCK"]
 
 CACHE_BLOCK = 64  # cache lengths round up to this, so nearby lengths share one compiled graph
 
@@ -41,14 +41,12 @@ def _compiled_step(model):
     return step
 
 
-@torch.inference_mode()
-def compiled_greedy(
-    model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, stop_ids: Sequence[int], pad_id: int
-) -> list[list[int]]:
-    """New tokens of each left-padded row (up to and including its stop token)."""
+def static_prefill(model, ids: torch.Tensor, mask: torch.Tensor, length: int):
+    """The model's compiled step and its static cache for this batch size and ``length`` (both
+    kept on the model; the cache reset), prefilled eagerly with the left-padded ``ids``. Returns
+    (step, cache, the cache-wide attention mask, the prompt's positions, each row's greedy token)."""
     step = _compiled_step(model)
     rows, width = ids.shape
-    length = -(-(width + max_new_tokens) // CACHE_BLOCK) * CACHE_BLOCK
     decoder = model._traitlens_decoders.get((rows, length))
     if decoder is None:
         decoder = model._traitlens_decoders[(rows, length)] = _Decoder(model, rows, length)
@@ -67,7 +65,18 @@ def compiled_greedy(
         use_cache=True,
         logits_to_keep=1,
     )
-    tokens = out.logits[:, -1, :].float().argmax(dim=-1)
+    return step, cache, full, positions, out.logits[:, -1, :].float().argmax(dim=-1)
+
+
+@torch.inference_mode()
+def compiled_greedy(
+    model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, stop_ids: Sequence[int], pad_id: int
+) -> list[list[int]]:
+    """New tokens of each left-padded row (up to and including its stop token)."""
+    rows, width = ids.shape
+    length = -(-(width + max_new_tokens) // CACHE_BLOCK) * CACHE_BLOCK
+    step, cache, full, positions, tokens = static_prefill(model, ids, mask, length)
+    device = full.device
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
     done = torch.zeros(rows, dtype=torch.bool, device=device)
     new: list[list[int]] = [[] for _ in range(rows)]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from traitlens.decoding.compiled import CACHE_BLOCK, _compiled_step, _Decoder
+from traitlens.decoding.compiled import CACHE_BLOCK, static_prefill
 from traitlens.models.gemv import few_row_products
 
 __all__ = ["speculative_greedy", "LOOKAHEAD"]
@@ -35,28 +35,9 @@ class _Static:
     each of them."""
 
     def __init__(self, model, prompt: torch.Tensor, length: int) -> None:
-        self.model, self.step = model, _compiled_step(model)
-        key = (1, length)
-        decoder = model._traitlens_decoders.get(key)
-        if decoder is None:
-            decoder = model._traitlens_decoders[key] = _Decoder(model, 1, length)
-        self.cache, self.mask = decoder.cache, decoder.mask
-        self.cache.reset()
-        self.mask.zero_()
-        width = prompt.shape[1]
-        self.mask[:, :width] = 1
-        positions = torch.arange(width, device=self.mask.device)
-        out = model(
-            input_ids=prompt.to(self.mask.device),
-            attention_mask=self.mask[:, :width],
-            position_ids=positions[None],
-            past_key_values=self.cache,
-            cache_position=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.first = int(out.logits[0, -1].float().argmax())  # the greedy choice after the prompt
-        self.filled = width  # cache slots holding the accepted sequence
+        self.step, self.cache, self.mask, _, first = static_prefill(model, prompt, torch.ones_like(prompt), length)
+        self.first = int(first[0])  # the greedy choice after the prompt
+        self.filled = prompt.shape[1]  # cache slots holding the accepted sequence
 
     def feed(self, tokens: Sequence[int]) -> list[int]:
         columns = torch.arange(self.filled, self.filled + len(tokens), device=self.mask.device)

@@ -13,7 +13,7 @@ engine's verification passes (``few_row_products``).
 ``bf16_mv()`` and ``f32_rows()`` build it with torch's extension builder into the traitlens cache (keyed by the
 source and the torch and Python versions; a few seconds, once) and return the operator, or
 ``None`` where the CPU lacks AVX512-BF16, ``TRAITLENS_GEMV=0`` is set, or the build fails (no
-compiler): callers then keep ``torch.mv``.
+compiler): callers then keep torch's own products (``torch.mv``, ``F.linear``).
 """
 
 from __future__ import annotations
