@@ -143,6 +143,57 @@ def test_malformed_json_and_a_full_queue(client, monkeypatch):
     assert busy.status_code == 429 and "waiting" in busy.json()["error"]
 
 
+def test_an_abandoned_stream_leaves_the_model_free(client):
+    """A stream suspended after its first event (its client gone, the generator never closed)
+    holds no lock: the next request runs at once."""
+    _, playground = client
+    events = playground.stream("Hello there", {"JP": 1}, 48)
+    assert "column" in next(events)
+    done = threading.Event()
+
+    def call() -> None:
+        playground.generate("Hi", {}, 4)
+        done.set()
+
+    threading.Thread(target=call, daemon=True).start()
+    assert done.wait(60), "generate waited on the lock an abandoned stream still held"
+    events.close()
+
+
+def test_a_client_gone_mid_stream_frees_the_server(tiny, library, tmp_path):
+    """Over real HTTP: read one event of /api/stream, hang up, then /api/generate still answers."""
+    import uvicorn
+
+    playground = Playground(tiny, load_library(library, tiny), tmp_path / "mixes")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(playground), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /api/stream?prompt=Hello&max_new_tokens=200 HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while b"data: " not in received:
+                received += sock.recv(4096)
+        body = json.dumps({"prompt": "Hi", "mix": {}, "max_new_tokens": 4}).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(
+                b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200") and b"unsteered" in reply
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

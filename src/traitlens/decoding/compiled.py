@@ -6,6 +6,11 @@ fuses the elementwise work and drops most of the dispatch. The prefill runs eage
 still works: folded biases are ordinary parameters, and hooks at ``all`` positions are traced
 into the graph (position-dependent hooks read a Python counter and are refused).
 
+This torch's dynamo skips module-hook guards by default (``skip_nnmodule_hook_guards``), so a
+graph traced without hooks would keep running without them after a vector is hooked on. Every
+step therefore runs with those guards on: the hooks attached are part of the graph's key, a
+new set of hooks traces a new graph, and removing them returns to the old one.
+
 Fused kernels may round differently from eager ones, so this engine is opt-in
 (``engine="compiled"``); ``benchmarks/decode.py`` reports how many greedy tokens it shares with
 the eager path.
@@ -32,10 +37,20 @@ class _Decoder:
         self.mask = torch.zeros(batch, length, dtype=torch.long, device=next(model.parameters()).device)
 
 
+def _guarded(compiled):
+    """``compiled`` run with module-hook guards on, so the graph is keyed on the hooks attached."""
+
+    def step(**kwargs):
+        with torch._dynamo.config.patch(skip_nnmodule_hook_guards=False):
+            return compiled(**kwargs)
+
+    return step
+
+
 def _compiled_step(model):
     step = getattr(model, "_traitlens_compiled_step", None)
     if step is None:
-        step = torch.compile(model.forward, dynamic=False)
+        step = _guarded(torch.compile(model.forward, dynamic=False))
         model._traitlens_compiled_step = step
         model._traitlens_decoders = {}
     return step

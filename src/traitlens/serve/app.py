@@ -74,9 +74,12 @@ def create_app(playground: Playground) -> FastAPI:
         first = next(events)  # bad input fails here, as a 4xx, before the stream opens
 
         def sse():
-            yield f"data: {json.dumps(first)}\n\n"
-            for event in events:
-                yield f"data: {json.dumps(event)}\n\n"
+            try:
+                yield f"data: {json.dumps(first)}\n\n"
+                for event in events:
+                    yield f"data: {json.dumps(event)}\n\n"
+            finally:
+                events.close()  # a client gone mid-stream ends the model work at once
 
         return StreamingResponse(sse(), media_type="text/event-stream")
 

@@ -2,7 +2,8 @@
 
 The steering hooks and bias folds live on the shared model, so every piece of model work takes
 the lock: two requests never see each other's vector. Requests beyond ``MAX_QUEUE`` waiting are
-refused at once rather than piling up.
+refused at once rather than piling up. A stream takes the lock for one token at a time and never
+holds it while suspended, so a client that goes away mid-stream leaves nothing locked.
 """
 
 from __future__ import annotations
@@ -57,17 +58,21 @@ class Playground:
         self.progress = {"done": 0, "total": 0}
 
     @contextmanager
-    def _turn(self):
-        with self._count:
-            if self._waiting >= MAX_QUEUE:
-                raise Busy(f"{MAX_QUEUE} requests are already waiting for the model; try again shortly")
-            self._waiting += 1
+    def _turn(self, queued: bool = True):
+        """The model's lock; ``queued`` turns wait in the bounded queue (a new request), others
+        (a running stream's next token) only take the lock."""
+        if queued:
+            with self._count:
+                if self._waiting >= MAX_QUEUE:
+                    raise Busy(f"{MAX_QUEUE} requests are already waiting for the model; try again shortly")
+                self._waiting += 1
         try:
             with self._lock:
                 yield
         finally:
-            with self._count:
-                self._waiting -= 1
+            if queued:
+                with self._count:
+                    self._waiting -= 1
 
     def _prompt(self, prompt: object, max_new_tokens: object) -> tuple[list[int], int]:
         if not isinstance(prompt, str) or not prompt.strip():
@@ -130,20 +135,29 @@ class Playground:
             inputs = torch.tensor([[token]], device=self.model.device)
 
     def stream(self, prompt: object, mix: object, max_new_tokens: object = 48) -> Iterator[dict[str, Any]]:
-        """Events for the two columns, a token of each in turn, then the perplexity change."""
+        """Events for the two columns, a token of each in turn, then the perplexity change.
+
+        Each token is computed under the lock and yielded after it is released: the first waits
+        in the queue like any request (``Busy`` comes from the first ``next``), later ones only
+        take the lock, so streams and other requests interleave token by token."""
         ids, limit = self._prompt(prompt, max_new_tokens)
         steering = mix_steering(check_mix(mix, self.vectors), self.vectors)
-        with self._turn():
-            columns = {"unsteered": self._greedy(ids, None, limit), "steered": self._greedy(ids, steering, limit)}
-            texts = {"unsteered": "", "steered": ""}
-            while columns:
-                for name in list(columns):
-                    try:
-                        texts[name] = next(columns[name])
-                        yield {"column": name, "text": texts[name]}
-                    except StopIteration:
-                        del columns[name]
-            yield {"done": True, **texts, "perplexity_change": self._perplexity_change(steering)}
+        columns = {"unsteered": self._greedy(ids, None, limit), "steered": self._greedy(ids, steering, limit)}
+        texts = {"unsteered": "", "steered": ""}
+        queued = True
+        while columns:
+            for name in list(columns):
+                with self._turn(queued):
+                    queued = False
+                    text = next(columns[name], None)
+                if text is None:
+                    del columns[name]
+                    continue
+                texts[name] = text
+                yield {"column": name, "text": text}
+        with self._turn(queued):
+            change = self._perplexity_change(steering)
+        yield {"done": True, **texts, "perplexity_change": change}
 
     def generate(self, prompt: object, mix: object, max_new_tokens: object = 48) -> dict[str, Any]:
         final = {}
