@@ -10,6 +10,7 @@ bandwidth of this machine.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from traitlens import load_model
 from traitlens.batching import pad_left
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.decoding import compiled_greedy, greedy, speculative_greedy
+from traitlens.models.precision import cpu_has_bf16
 from traitlens.steering import Steering, SteeringVector
 from traitlens.steering.inject import load_intervention
 
@@ -62,7 +64,9 @@ def main() -> None:
         args.new_tokens, args.repeats, args.prompts = 8, 1, 2
     spec = model_spec(args)
     fp32 = load_model(spec)
-    bf16 = load_model(spec, dtype="bfloat16")
+    # bfloat16 arms (and the speculative engine, drafted in bfloat16) only where the CPU has
+    # bfloat16 natively; elsewhere they are left out of the table
+    bf16 = load_model(spec, dtype="bfloat16") if cpu_has_bf16() else None
     n = args.new_tokens
     pad = fp32.tokenizer.pad_token_id
     prompts = [chat_ids(fp32.tokenizer, chat_messages(t)) for t in PROMPTS]
@@ -83,18 +87,22 @@ def main() -> None:
         "hf_eager": lambda ids, mask: hf(fp32, ids, mask),
         "loop": lambda ids, mask: greedy(fp32.fast_model, ids, mask, n, [], pad),
         "compiled": lambda ids, mask: compiled_greedy(fp32.fast_model, ids, mask, n, [], pad),
-        "bf16_loop": lambda ids, mask: greedy(bf16.fast_model, ids, mask, n, [], pad),
-        "bf16_compiled": lambda ids, mask: compiled_greedy(bf16.fast_model, ids, mask, n, [], pad),
     }
-    one_row = {  # batch 1 only: the float32 model verifies what its bfloat16 copy drafts
-        "speculative": lambda ids, mask: [speculative_greedy(fp32.fast_model, bf16.fast_model, ids[0].tolist(), n, [])]
-    }
+    one_row = {}  # batch 1 only: the float32 model verifies what its bfloat16 copy drafts
+    if bf16 is not None:
+        variants["bf16_loop"] = lambda ids, mask: greedy(bf16.fast_model, ids, mask, n, [], pad)
+        variants["bf16_compiled"] = lambda ids, mask: compiled_greedy(bf16.fast_model, ids, mask, n, [], pad)
+        one_row["speculative"] = lambda ids, mask: [
+            speculative_greedy(fp32.fast_model, bf16.fast_model, ids[0].tolist(), n, [])
+        ]
     batches = {"batch1": [pad_left([q], pad) for q in prompts[: args.prompts]], "batch8": [pad_left(prompts[:8], pad)]}
-    steer32, steer16 = _steering(fp32), _steering(bf16)
+    steer32 = _steering(fp32)
     bandwidth = read_bandwidth(64 if args.quick else 1024)
-    bound = {"fp32": bandwidth / weight_bytes(fp32.fast_model), "bf16": bandwidth / weight_bytes(bf16.fast_model)}
+    bound = {"fp32": bandwidth / weight_bytes(fp32.fast_model)}
+    if bf16 is not None:
+        bound["bf16"] = bandwidth / weight_bytes(bf16.fast_model)
     results = {}
-    with steer32.attach(fp32), steer16.attach(bf16):
+    with steer32.attach(fp32), _steering(bf16).attach(bf16) if bf16 is not None else nullcontext():
         for key, inputs in batches.items():
             engines = variants | (one_row if key == "batch1" else {})
             tokens = {name: [fn(*batch) for batch in inputs] for name, fn in engines.items()}  # warm-up, compiles
@@ -130,7 +138,9 @@ def main() -> None:
                 "fraction_of_bound": entry[f"{best}_fraction_of_bound"],
                 "bf16_ratio_vs_hf_eager": max(
                     entry["bf16_loop_ratio_vs_hf_eager"], entry["bf16_compiled_ratio_vs_hf_eager"]
-                ),
+                )
+                if bf16 is not None
+                else None,
             }
             results[key] = entry
     rows = []
@@ -151,7 +161,7 @@ def main() -> None:
         {
             "new_tokens": n,
             "read_bandwidth_gb_s": bandwidth / 1e9,
-            "weight_mb": {"fp32": weight_bytes(fp32.fast_model) / 1e6, "bf16": weight_bytes(bf16.fast_model) / 1e6},
+            "weight_mb": {name: weight_bytes(m.fast_model) / 1e6 for name, m in (("fp32", fp32), ("bf16", bf16)) if m},
             "bound_tok_s": bound,
             "steering": steer32.describe(),
             **results,

@@ -19,7 +19,7 @@ from traitlens.assess.requests import LabelRequest
 from traitlens.assess.sampling import parse_answer, run_sample
 from traitlens.assess.scorer import ModelScorer
 from traitlens.assess.stats import bootstrap_ci, fleiss_kappa
-from traitlens.assess.validity import PRIOR_QUESTIONS, measure_validity
+from traitlens.assess.validity import CONTENT_FREE_QUESTIONS, PRIOR_QUESTIONS, measure_validity
 from traitlens.items import DIMENSIONS, Item, Option, default_items
 from traitlens.steering import SteeringVector, apply_steering
 
@@ -106,15 +106,45 @@ def test_auto_picks_a_readout_by_validity_and_says_when_none_is_valid():
     assert any("no readout passes" in w for w in warnings)
 
 
-def test_corrected_content_free_share_is_half_by_construction_on_the_tiny_model(tiny):
+def test_the_content_free_check_is_not_half_by_construction(tiny):
+    """A corrected readout is exactly 0.5 on the very question its prior was built from, so a
+    check that reused the prior's questions could never fail. The shipped check asks other
+    questions: on the tiny model its corrected shares are off 0.5, so it measures something."""
+    assert not set(PRIOR_QUESTIONS) & set(CONTENT_FREE_QUESTIONS)
     scorer = ModelScorer(tiny)
     items = EVAL[:8]
-    questions = ("Say something.",)
-    prior = option_prior(scorer, items, questions)
-    checks = measure_validity(scorer, items, ["option", "pmi", "pmi_mean"], prior, questions=questions)
-    for dim in checks.content_free:
-        assert checks.content_free[dim]["pmi"] == pytest.approx(0.5, abs=1e-9)
-        assert checks.content_free[dim]["pmi_mean"] == pytest.approx(0.5, abs=1e-9)
+    prior = option_prior(scorer, items, PRIOR_QUESTIONS)
+    checks = measure_validity(scorer, items, ["pmi", "pmi_mean"], prior)
+    shares = [checks.content_free[d][r] for d in checks.content_free for r in ("pmi", "pmi_mean")]
+    assert len(shares) == 2 * len(checks.content_free) > 0
+    assert all(abs(share - 0.5) > 1e-4 for share in shares)
+    question = CONTENT_FREE_QUESTIONS[:1]
+    reused = measure_validity(scorer, items, ["pmi"], option_prior(scorer, items, question), questions=question)
+    assert all(reused.content_free[d]["pmi"] == pytest.approx(0.5, abs=1e-9) for d in reused.content_free)
+
+
+def test_auto_readouts_are_chosen_on_the_train_items_never_on_those_reported(tiny, monkeypatch):
+    """``auto`` on the eval split measures validity on the bank's train items only (as edit and
+    the study choose), so the reported shares equal those read with the train-chosen readouts;
+    a bank without train items falls back to the reported ones and says so."""
+    from traitlens.assess import api
+
+    measured = []
+    real = api.measure_validity
+    monkeypatch.setattr(
+        api, "measure_validity", lambda s, items, *a, **k: measured.append(items) or real(s, items, *a, **k)
+    )
+    bank = default_items()
+    result = assess(tiny, bank, split="eval")
+    assert measured and all(i.split == "train" for items in measured for i in items)
+    assert result.validity["readouts_measured_on"] == "train"
+    chosen = assess(tiny, bank, split="train").dimensions
+    fixed = assess(tiny, bank, split="eval", readout={d: r.readout for d, r in chosen.items()})
+    assert {d: r.readout for d, r in result.dimensions.items()} == {d: r.readout for d, r in chosen.items()}
+    assert [r.share_first for r in result.dimensions.values()] == [r.share_first for r in fixed.dimensions.values()]
+    alone = assess(tiny, bank.select("eval", "JP"), split="all")
+    assert alone.validity["readouts_measured_on"] == "reported"
+    assert any("no train items" in w for w in alone.warnings)
 
 
 def test_system_prompt_reaches_every_question():

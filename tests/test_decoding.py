@@ -246,6 +246,29 @@ def test_compiled_engine_matches_the_loop_on_the_tiny_model(tiny):
         )
 
 
+@pytest.mark.parametrize("options", [{"fold": False}, {"mode": "project"}], ids=["hooked-add", "project"])
+def test_compiled_and_speculative_steps_follow_hooks_attached_after_an_unsteered_call(tiny, options):
+    """A compiled step traced without hooks must not keep running without them: the same
+    model's later steered calls give the eager steered tokens, and unsteered ones again after."""
+    from traitlens import load_model
+
+    prompts = _prompts(3, seed=4)
+    steering = Steering(_vector(tiny), 1.0, **options)
+
+    def ids(**kw):
+        return [g.new_ids for g in generate(tiny, prompts, max_new_tokens=8, batch_size=3, **kw)]
+
+    plain = ids(engine="compiled")  # traced with no hooks attached
+    eager = ids(steering=steering)
+    assert eager != plain
+    assert ids(steering=steering, engine="compiled") == eager
+    assert ids(engine="compiled") == plain == ids()
+    draft = load_model("tiny")
+    one = {"max_new_tokens": 8, "engine": "speculative", "draft": draft}
+    assert generate(tiny, prompts[:1], **one)[0].new_ids == plain[0]
+    assert generate(tiny, prompts[:1], steering=steering, **one)[0].new_ids == eager[0]
+
+
 @pytest.mark.parametrize("command", ["bench", "assess", "edit"])
 def test_cli_refuses_a_dtype_it_cannot_run(command, tmp_path):
     from helpers import assert_clean_error, run_cli

@@ -107,6 +107,7 @@ def test_pareto_keeps_only_undominated_points():
         ("items/meandiff/best/multiply", "unknown mode 'multiply'"),
         ("items/meandiff/14-12/add", "layer band 14-12 is empty"),
         ("items/meandiff/middle/add", "placement 'middle'"),
+        ("items/meandiff/best\n/add", "placement"),
         ("default,default", "listed twice"),
         ("", "no recipes given"),
     ],

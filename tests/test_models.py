@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -345,3 +347,52 @@ def test_few_row_products_match_linear_inside_the_block_and_are_linear_outside(r
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert many.shape == (3, 4, 32) and len(seen) == 4  # hooks ran around the kernel's products too
     assert torch.equal(after, expected)  # outside the block: exactly nn.Linear
+
+
+def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for_then_given_up(tmp_path):
+    """torch's builder waits forever on a ``lock`` file a killed build left: the kernel lock's
+    holder removes it; a build held by a live process is waited for ``wait`` seconds, then not."""
+    import subprocess
+    import sys
+
+    from traitlens.models.gemv import build_lock
+
+    build = tmp_path / "gemv"
+    build.mkdir()
+    (build / "lock").touch()
+    with build_lock(build, wait=1.0) as held:
+        assert held and not (build / "lock").exists()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from traitlens.models.gemv import build_lock\nimport time\n"
+         f"with build_lock(__import__('pathlib').Path({str(build)!r})):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with build_lock(build, wait=1.0) as held:
+            assert not held
+        assert 1.0 <= time.monotonic() - start < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    with build_lock(build, wait=5.0) as held:  # its holder died: the kernel released the lock
+        assert held
+
+
+def test_a_killed_first_build_does_not_hang_the_next_run(tmp_path):
+    """The kernel's build directory holds a ``lock`` file a killed build left: the next run
+    builds (or falls back) instead of waiting forever."""
+    import subprocess
+    import sys
+
+    script = (
+        "import traitlens.models.gemv as g\n"
+        "g.cpu_flags = lambda: frozenset({'avx512_bf16', 'avx512bw', 'avx512vl'})\n"
+        "build = g._build_dir(); build.mkdir(parents=True); (build / 'lock').touch()\n"
+        "print('library', g._library())\n"
+    )
+    env = {**os.environ, "TRAITLENS_CACHE": str(tmp_path), "TRAITLENS_GEMV": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "library" in done.stdout

@@ -86,7 +86,7 @@ def _identical_sides(n_groups=12) -> ContrastSet:
 def test_direction_written_at_one_layer_is_found_there_and_not_before(tiny):
     planted_layer = 2
     v = torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(0))
-    v = 4 * v / v.norm()
+    v = 40 * v / v.norm()  # several times the residual stream's own spread on the tiny model
 
     def plant(act, hook):  # rows alternate first/second side within every batch
         signs = torch.tensor([1.0 if k % 2 == 0 else -1.0 for k in range(act.shape[0])])

@@ -252,3 +252,28 @@ def test_persona_answers_are_kept_in_the_store_only_for_the_untouched_model(tiny
     with score_memo(store):
         repaired = persona.persona_pairs(tiny, bank, max_new_tokens=6)
     assert len(runs) == 3 * generated and repaired == first
+
+
+def test_a_model_steered_behind_assess_back_is_never_stored_or_memoised_as_plain(tiny, tmp_path, monkeypatch):
+    """assess on a model with a vector attached outside it (so its state is not "none") stores
+    nothing under the plain model's keys: a later plain run, in the same process and from the same
+    store, reads the plain shares, not the steered ones."""
+    from collections import OrderedDict
+
+    from traitlens.assess import api, assess
+    from traitlens.assess.scorer import score_memo
+    from traitlens.assess.store import ScoreStore
+    from traitlens.items import default_items
+
+    monkeypatch.setattr(api, "_MEMO", OrderedDict())
+    bank = default_items().select("eval", "JP")
+    store = ScoreStore(tmp_path / "scores")
+    with score_memo(store), Steering(_vector(tiny, (1,)), 4.0, fold=False).attach(tiny):
+        steered = assess(tiny, bank, readout="pmi")
+    assert not list((tmp_path / "scores").rglob("*.safetensors"))
+    with score_memo(store):
+        plain = assess(tiny, bank, readout="pmi")
+    monkeypatch.setattr(api, "_MEMO", OrderedDict())
+    fresh = assess(tiny, bank, readout="pmi")
+    assert steered.dimensions["JP"].share_first != plain.dimensions["JP"].share_first
+    assert plain.dimensions["JP"].share_first == fresh.dimensions["JP"].share_first

@@ -40,8 +40,16 @@ def test_prompts_split_into_build_and_held_out_without_overlap():
     assert len(build.harmful) + len(held.harmful) == len(prompts.harmful)
 
 
-def test_reverse_runs_end_to_end_on_the_tiny_model(tiny):
+def test_reverse_runs_end_to_end_on_the_tiny_model(tiny, monkeypatch):
+    from traitlens.assess import api
+
+    measured = []
+    real = api.measure_validity
+    monkeypatch.setattr(
+        api, "measure_validity", lambda s, items, *a, **k: measured.append(items) or real(s, items, *a, **k)
+    )
     result = reverse(tiny, safety_prompts(None), strengths=(0.3,), max_new_tokens=6)
+    assert measured and all(i.split == "train" for items in measured for i in items)  # readouts chosen on train
     names = [c.name for c in result.conditions]
     assert names == ["none", "alpha +0.3", "ablate"]
     data = result.to_dict()

@@ -89,9 +89,17 @@ def test_concurrent_requests_with_opposite_mixes_equal_their_sequential_results(
     assert results == sequential and sequential[0]["steered"] != sequential[1]["steered"]
 
 
-def test_assess_returns_four_shares_beside_the_unsteered_ones(client):
+def test_assess_returns_four_shares_beside_the_unsteered_ones(client, monkeypatch):
+    from traitlens.assess import api as assess_api
+
     api, _ = client
+    measured = []
+    real = assess_api.measure_validity
+    monkeypatch.setattr(
+        assess_api, "measure_validity", lambda s, items, *a, **k: measured.append(items) or real(s, items, *a, **k)
+    )
     data = api.post("/api/assess", json={"mix": {"JP": 1}}).json()
+    assert measured and all(i.split == "train" for items in measured for i in items)  # readouts chosen on train
     assert set(data["shares"]) == {"EI", "SN", "TF", "JP"} and len(data["type"]) == 4
     assert data["shares"]["JP"]["J"] + data["shares"]["JP"]["P"] == pytest.approx(1.0)
     assert data["shares"]["JP"] != data["unsteered"]["JP"]
@@ -120,6 +128,7 @@ def test_save_writes_a_vector_assess_accepts(client, tiny):
         ("/api/generate", {"prompt": "x" * 3000, "mix": {}}, "limit is 2000"),
         ("/api/generate", {"prompt": "hi", "max_new_tokens": 10_000}, "max_new_tokens"),
         ("/api/save", {"mix": {"JP": 1}, "name": "../escape"}, "name must be"),
+        ("/api/save", {"mix": {"JP": 1}, "name": "mix\n"}, "name must be"),
         ("/api/save", {"mix": {}, "name": "empty"}, "the mix is empty"),
         ("/api/assess", {"mix": {"JP": float("inf")}}, "finite number"),
     ],

@@ -4,6 +4,7 @@ failed units, report-only re-rendering, and the paired statistics behind the ana
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -33,6 +34,7 @@ def _spec(tmp_path: Path, body: str) -> Path:
     "body, key, reason",
     [
         ('colour = "red"\n', "colour", "unknown key"),
+        ("seeds = [0, 1]\n", "seeds", "no seeds"),
         ('[interventions]\nvectors = ["XY"]\n', "interventions.vectors", "no vector 'XY' for tiny"),
         ("[interventions]\nnone = false\n", "interventions", "empty grid"),
         ('[interventions]\nvectors = ["JP"]\nmultiples = [nan]\n', "interventions.multiples", "not finite"),
@@ -69,11 +71,34 @@ def test_a_fast_suite_runs_in_fast_mode_under_its_own_key(tmp_path, monkeypatch)
     assert sorted(seen) == [("jailbreak", True), ("overrefusal", False)]
     fast = next(u for u in spec.units() if u.target == "suite:jailbreak")
     assert fast.fast and fast.describe()["fast"] is True
-    exact = type(fast)(fast.model, fast.condition, fast.target, fast.n, fast.seed, fast.source)
+    exact = type(fast)(fast.model, fast.condition, fast.target, fast.n, fast.source)
     identities = {fast.model: "tiny"}
     assert "fast" not in exact.describe() and unit_key(exact, identities) != unit_key(fast, identities)
     write_report(run, tmp_path / "out")
     assert "opt-in fast mode" in (tmp_path / "out" / "study.md").read_text()
+
+
+def test_unit_keys_cover_the_package_code_and_data(tmp_path, monkeypatch):
+    """A unit's key changes with any file of the package (code, item bank, judges): a resumed
+    study never reads back a result of other code."""
+    from traitlens.study import units
+
+    unit = load_spec(SMOKE).units()[0]
+    identities = {unit.model: "tiny"}
+    before = units.unit_key(unit, identities)
+    digest = units.package_digest.__wrapped__
+    monkeypatch.setattr(units, "package_digest", lambda: "other code")
+    assert units.unit_key(unit, identities) != before
+    tree = tmp_path / "pkg"
+    (tree / "data").mkdir(parents=True)
+    (tree / "scorer.py").write_text("x = 1\n")
+    (tree / "data" / "items.jsonl").write_text("{}\n")
+    first = digest(tree)
+    (tree / "data" / "items.jsonl").write_text("{} \n")
+    second = digest(tree)
+    (tree / "__pycache__").mkdir()
+    (tree / "__pycache__" / "scorer.pyc").write_bytes(b"\0")
+    assert first != second == digest(tree)
 
 
 def test_unknown_model_and_bad_toml(tmp_path):
@@ -222,6 +247,15 @@ def test_paired_f1_difference_and_mcnemar_and_holm():
         "n_pairs": 20,
     }
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    with_nan = holm([0.01, math.nan, 0.04, 0.03])  # an untestable effect is not in the family
+    assert math.isnan(with_nan[1]) and [with_nan[k] for k in (0, 2, 3)] == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_an_undefined_slope_is_not_significant():
+    """Shares without spread give a NaN slope: its p is NaN, not 1/(R+1)."""
+    matrix = ItemMatrix([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+    test = slope_test([0.5, 0.5, 0.5], matrix, resamples=50)
+    assert math.isnan(test["slope_per_10pts"]) and math.isnan(test["p"])
 
 
 def test_smoke_spec_expands_to_the_documented_grid():

@@ -18,7 +18,16 @@ from traitlens.balance import length_balance
 from traitlens.errors import TraitlensError
 from traitlens.items import DIMENSIONS, ItemBank, default_items
 
-__all__ = ["Intervention", "PROTOCOLS", "MAX_SYSTEM_CHARS", "assess", "agreement", "check_system", "work_units"]
+__all__ = [
+    "Intervention",
+    "PROTOCOLS",
+    "MAX_SYSTEM_CHARS",
+    "assess",
+    "agreement",
+    "check_system",
+    "readout_items",
+    "work_units",
+]
 
 PROTOCOLS = ("logprob", "sample")
 MAX_SYSTEM_CHARS = 2000
@@ -80,6 +89,16 @@ def _balance(model, bank: ItemBank) -> tuple[dict, list[str]]:
     return {d: b.to_dict() for d, b in balance.items()}, warnings
 
 
+def readout_items(bank: ItemBank, reported: ItemBank, dimensions: list[str]) -> tuple[ItemBank, str]:
+    """The items whose validity checks choose the ``auto`` readouts of ``dimensions``: ``bank``'s
+    train items, so the choice never sees an item it reports (as ``edit`` and the study choose);
+    a bank without train items for them falls back to the ``reported`` items, and says so."""
+    train = tuple(i for i in bank if i.split == "train" and i.dimension in dimensions)
+    if dimensions and all(any(i.dimension == d for i in train) for d in dimensions):
+        return ItemBank(train, bank.source), "train"
+    return reported, "reported"
+
+
 def assess(
     model,
     items: ItemBank | None = None,
@@ -101,7 +120,9 @@ def assess(
     ``system`` is a system prompt for every question (a persona is assessed like any other
     intervention). The corrected readouts' priors and the validity checks are measured on the
     model without ``intervention`` and without ``system``; ``validity`` (default: only when
-    ``readout`` is ``auto``, which needs it) adds them to the result."""
+    ``readout`` is ``auto``, which needs it) adds them to the result. ``auto`` readouts are
+    chosen by the validity checks on the bank's train items (``readout_items``), never on the
+    items reported unless the bank has no train items."""
     if protocol not in PROTOCOLS:
         raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")
     named = set(readout.values()) if isinstance(readout, dict) else {readout}
@@ -111,28 +132,46 @@ def assess(
     if not 1 <= runs <= MAX_RUNS:
         raise TraitlensError(f"--runs must be between 1 and {MAX_RUNS}, not {runs}")
     check_system(system)
-    bank = (items or default_items()).select(split)
+    bank_all = items or default_items()
+    bank = bank_all.select(split)
     dimensions = bank.dimensions()
     start = time.perf_counter()
     extra: dict[str, Any] = {}
     balance, warnings_before = _balance(model, bank)
     extra["length_balance"] = balance
+    # Something attached behind assess' back (a hook, a fold) is not in any key: nothing computed
+    # on such a model is memoised or stored, so it can never be read back as the plain model's.
+    clean = model.untouched()
+    remember = _memo if clean else (lambda key, compute: compute())
     if protocol == "logprob":
-        scorer = ModelScorer(model, batch_size=batch_size, progress=progress, state="none")
-        key = (*model.identity, bank.content_hash())
+        scorer = ModelScorer(model, batch_size=batch_size, progress=progress, state="none" if clean else None)
+        auto = [d for d in dimensions if (readout.get(d, "auto") if isinstance(readout, dict) else readout) == "auto"]
+        chooser, chosen_on = readout_items(bank_all, bank, auto) if auto else (bank, "reported")
+
+        def prior_of(items: ItemBank) -> dict:
+            key = (*model.identity, items.content_hash(), "prior", PRIOR_QUESTIONS)
+            return remember(key, lambda: option_prior(scorer, list(items), PRIOR_QUESTIONS))
+
         prior, checks = None, None
-        if "auto" in named or named & set(CORRECTED_READOUTS) or validity:
-            prior = _memo((*key, "prior", PRIOR_QUESTIONS), lambda: option_prior(scorer, list(bank), PRIOR_QUESTIONS))
-        if "auto" in named or validity:
-            checks = _memo(
-                (*key, "validity", CONTENT_FREE_QUESTIONS),
-                lambda: measure_validity(scorer, list(bank), SCORED_READOUTS, prior, label_gate=label_gate),
+        if auto or named & set(CORRECTED_READOUTS) or validity:
+            prior = prior_of(bank)
+        if auto or validity:
+            chooser_prior = prior if chooser is bank else prior_of(chooser)
+            checks = remember(
+                (*model.identity, chooser.content_hash(), "validity", CONTENT_FREE_QUESTIONS),
+                lambda: measure_validity(scorer, list(chooser), SCORED_READOUTS, chooser_prior, label_gate=label_gate),
             )
             extra["readouts"] = checks.to_dict()
+            extra["readouts_measured_on"] = chosen_on
+            if auto and chosen_on == "reported":
+                warnings_before.append(
+                    f"{bank.source} has no train items for {', '.join(auto)}: the auto readouts were chosen on the "
+                    "items reported; pass fixed readouts chosen elsewhere for an unbiased reading"
+                )
     context = intervention.attach(model) if intervention is not None else contextlib.nullcontext()
     with context:
         if protocol == "logprob":
-            scorer.state = _state(intervention)
+            scorer.state = _state(intervention) if clean else None
             dims, records, warnings = run_logprob(
                 scorer, list(bank), dimensions, readout, seed, prior=prior, validity=checks, system=system
             )
@@ -180,14 +219,18 @@ def agreement(first: AssessmentResult, second: AssessmentResult) -> dict[str, An
     }
 
 
-def work_units(bank: ItemBank, protocol: str, readout: str = "auto") -> int:
-    """How many progress ticks a run makes: scored sequences for logprob, items for sample."""
+def work_units(bank: ItemBank, protocol: str, readout: str = "auto", choose_on: ItemBank | None = None) -> int:
+    """How many progress ticks a run makes: scored sequences for logprob, items for sample.
+    ``choose_on``: the items the ``auto`` readouts are chosen on, when not ``bank`` itself."""
     if protocol != "logprob":
         return len(bank)
     n = len(bank)
     main = 4 * n if readout == "auto" else 2 * n
     if readout == "auto":  # prior, content-free questions, two personas per dimension
-        return main + 2 * n * len(PRIOR_QUESTIONS) + 4 * n * len(CONTENT_FREE_QUESTIONS) + 8 * n
+        other = choose_on is not None and choose_on.content_hash() != bank.content_hash()
+        c = len(choose_on) if other else n
+        prior = 2 * (n + (c if other else 0)) * len(PRIOR_QUESTIONS)
+        return main + prior + 4 * c * len(CONTENT_FREE_QUESTIONS) + 8 * c
     if readout in CORRECTED_READOUTS:
         return main + 2 * n * len(PRIOR_QUESTIONS)
     return main

@@ -131,8 +131,8 @@ class ModelScorer:
 
     def _memoised(self, kind: str, inputs: tuple, ticks: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
         block = _MEMO.get()
-        if block is None or self.state is None:
-            return compute()
+        if block is None or self.state is None or (self.state == "none" and not self.model.untouched()):
+            return compute()  # "none" with something attached would file steered numbers as plain ones
         memo, store = block
         path = ("fast",) if self.fast else ()  # the exact path keeps the keys it always had
         what = repr((*self.model.identity, self.state, self.batch_size, kind, inputs, *path))

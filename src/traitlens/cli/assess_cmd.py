@@ -38,7 +38,8 @@ def assess_command(
     """Administer the questionnaire and score E/I, S/N, T/F, J/P."""
     from traitlens._io import write_text
     from traitlens.assess import PROTOCOLS, READOUTS, agreement, assess, check_system, work_units
-    from traitlens.assess.api import MAX_RUNS
+    from traitlens.assess.api import MAX_RUNS, readout_items
+    from traitlens.assess.readouts import CORRECTED_READOUTS
     from traitlens.assess.report import assessment_markdown, assessment_table, plot_assessment
     from traitlens.errors import TraitlensError
     from traitlens.items import default_items, load_items
@@ -59,9 +60,15 @@ def assess_command(
         protocol=protocol, readout=readout, runs=runs, temperature=temperature, seed=seed,
         intervention=intervention, system=system,
     )  # fmt: skip
-    with progress_bar(f"assess ({protocol})", work_units(bank.select(split), protocol, readout)) as advance:
+    reported = bank.select(split)
+    chooser, _ = readout_items(bank, reported, reported.dimensions())
+    with progress_bar(f"assess ({protocol})", work_units(reported, protocol, readout, chooser)) as advance:
         result = assess(loaded, bank, split=split, progress=advance, **options)
-    if second is not None:  # a second instrument, administered whole and the same way
+    if second is not None:  # a second instrument, administered whole and read the same way
+        if protocol == "logprob" and readout == "auto":
+            options["readout"] = {d: r.readout for d, r in result.dimensions.items()}
+            corrected = set(options["readout"].values()) & set(CORRECTED_READOUTS)
+            readout = "pmi" if corrected else "option"  # for the count of passes below
         with progress_bar(f"assess {second.source}", work_units(second, protocol, readout)) as advance:
             other = assess(loaded, second, split="all", progress=advance, **options)
         result.validity["agreement"] = agreement(result, other)

@@ -14,15 +14,22 @@ engine's verification passes (``few_row_products``).
 source and the torch and Python versions; a few seconds, once) and return the operator, or
 ``None`` where the CPU lacks AVX512-BF16, ``TRAITLENS_GEMV=0`` is set, or the build fails (no
 compiler): callers then keep torch's own products (``torch.mv``, ``F.linear``).
+
+torch's builder guards a build with a ``lock`` file and waits for it forever; a build killed
+midway leaves it behind. So builds take a kernel lock of their own first (``flock``, released
+when its holder dies, however it dies): whoever holds it knows a ``lock`` file it finds is stale
+and removes it, and a build that cannot get the lock in ``BUILD_WAIT`` seconds falls back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -33,10 +40,11 @@ import torch.nn.functional as F
 
 from traitlens.models.registry import cache_dir
 
-__all__ = ["cpu_flags", "bf16_mv", "f32_rows", "few_row_products", "RowsLinear"]
+__all__ = ["cpu_flags", "bf16_mv", "f32_rows", "few_row_products", "RowsLinear", "build_lock", "BUILD_WAIT"]
 
 SOURCE = Path(__file__).with_name("gemv.cpp")
 FLAGS = ["-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16"]
+BUILD_WAIT = 300.0  # seconds to wait for another process's build before falling back
 
 
 @cache
@@ -50,6 +58,36 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(word for line in text.splitlines() if line.startswith("flags") for word in line.split()[2:])
 
 
+@contextlib.contextmanager
+def build_lock(build: Path, wait: float = BUILD_WAIT) -> Iterator[bool]:
+    """Yields True holding ``build``'s own kernel lock, with any ``lock`` file that torch's
+    builder left there removed (nobody else can be building); False when another live process
+    kept the lock for ``wait`` seconds."""
+    build.mkdir(parents=True, exist_ok=True)
+    with open(build / "traitlens.lock", "a") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.2)
+        try:
+            (build / "lock").unlink(missing_ok=True)
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_dir() -> Path:
+    code = SOURCE.read_bytes()
+    digest = hashlib.sha256(code + f"{torch.__version__}{sys.version}{FLAGS}".encode()).hexdigest()[:16]
+    return cache_dir() / "extensions" / f"gemv-{digest}"
+
+
 @cache
 def _library() -> bool:
     """Build (once, into the cache) and load ``gemv.cpp``; False where that is not possible."""
@@ -57,12 +95,11 @@ def _library() -> bool:
         return False
     from torch.utils.cpp_extension import load
 
-    code = SOURCE.read_bytes()
-    digest = hashlib.sha256(code + f"{torch.__version__}{sys.version}{FLAGS}".encode()).hexdigest()[:16]
-    build = cache_dir() / "extensions" / f"gemv-{digest}"
+    build = _build_dir()
     try:
-        build.mkdir(parents=True, exist_ok=True)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with build_lock(build) as held, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            if not held:
+                return False
             warnings.simplefilter("ignore")
             load(
                 name="traitlens_gemv",

@@ -1,7 +1,9 @@
 """A deterministic random Llama model and a byte-level tokenizer, for fast tests.
 
 Nothing is read from disk: the tokenizer is built in memory (256 byte tokens plus ChatML
-specials) so every string can be encoded, and the weights come from a seeded initialisation.
+specials) so every string can be encoded, and the weights come from a seeded initialisation,
+large enough that greedy replies depend on the prompt and on each position (a broken position
+or cache changes them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ TINY_CONFIG = dict(
     rms_norm_eps=1e-5,
     rope_theta=10000.0,
     tie_word_embeddings=True,
+    # Ten times Llama's default: at 0.02 a random model's greedy reply is one token repeated
+    # whatever the prompt, so tests of positions and caches could not fail; at 0.2 it follows
+    # the context.
+    initializer_range=0.2,
 )
 
 _SPECIALS = ["<|im_start|>", "<|im_end|>", "<|pad|>"]

@@ -118,8 +118,10 @@ def reverse(
     start = time.perf_counter()
     direction = fit_safety_direction(model, prompts)
     held = prompts.split(True)
-    bank = (items or default_items()).select("eval")
-    readouts = {d: r.readout for d, r in assess(model, bank).dimensions.items()}  # chosen unsteered, then fixed
+    every = items or default_items()
+    bank = every.select("eval")
+    # chosen unsteered on the train items (as edit and the study choose), then fixed
+    readouts = {d: r.readout for d, r in assess(model, every, split="eval").dimensions.items()}
     base_ppl = perplexity(model)
     plan: list[tuple[str, float | None, Steering | None]] = [("none", None, None)]
     plan += [(f"alpha {s:+g}", float(s), Steering(direction.vector, float(s))) for s in strengths]

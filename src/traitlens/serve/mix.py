@@ -54,6 +54,6 @@ def mix_steering(mix: Mapping[str, float], vectors: Mapping[str, SteeringVector]
 def check_name(name: object) -> str:
     """A saved mix's directory name: letters, digits, '-' and '_' only, so it cannot leave the
     output directory."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise TraitlensError("name must be 1-64 letters, digits, '-' or '_' (starting with a letter or digit)")
     return name

@@ -95,7 +95,7 @@ def parse_recipe(text: str) -> Recipe:
         raise TraitlensError(f"recipe '{text}': unknown method '{method}' (choose from {', '.join(METHODS)})")
     if mode not in MODES:
         raise TraitlensError(f"recipe '{text}': unknown mode '{mode}' (choose from {', '.join(MODES)})")
-    match = _PLACEMENT.match(placement)
+    match = _PLACEMENT.fullmatch(placement)
     if match is None:
         raise TraitlensError(f"recipe '{text}': placement '{placement}' is not best, bandK, A-B or L")
     if match.group(4) is not None and int(match.group(4)) < int(match.group(3)):
@@ -117,7 +117,7 @@ def parse_recipes(items: str | Sequence[str]) -> list[Recipe]:
 
 def recipe_layers(recipe: Recipe, best: int | None, n_layers: int) -> list[int]:
     """The layers a recipe edits: explicit ones must lie inside the model; bands are clipped to it."""
-    match = _PLACEMENT.match(recipe.placement)
+    match = _PLACEMENT.fullmatch(recipe.placement)
     if match.group(3) is not None:  # explicit
         low = int(match.group(3))
         high = int(match.group(4)) if match.group(4) is not None else low

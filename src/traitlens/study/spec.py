@@ -1,10 +1,12 @@
-"""Study specs: a TOML file naming models, interventions, instruments, suites and seeds, expanded
-into units of work (model x intervention x instrument-or-suite). Every defect is found here,
-before any model loads, and named by file, key and reason in one line.
+"""Study specs: a TOML file naming models, interventions, instruments and suites, expanded into
+units of work (model x intervention x instrument-or-suite). Every defect is found here, before
+any model loads, and named by file, key and reason in one line.
+
+Every unit is deterministic (log-probabilities, greedy decoding), so a spec has no seeds: an
+old ``seeds`` key is refused rather than silently repeating the same measurement.
 
 ```toml
 name = "paper"
-seeds = [0]
 models = ["smollm2-135m-instruct"]
 vector_root = "../vectors"        # <root>/<model>/<NAME>; relative to this file
 data = "../../shared/data"        # public sets for the suites (optional; --data overrides)
@@ -42,7 +44,7 @@ from traitlens.errors import TraitlensError
 
 __all__ = ["Condition", "Unit", "StudySpec", "load_spec", "file_digest"]
 
-_TOP = {"name", "seeds", "models", "vector_root", "data", "interventions", "instruments", "suites", "perplexity"}
+_TOP = {"name", "models", "vector_root", "data", "interventions", "instruments", "suites", "perplexity"}
 _INTERVENTIONS = {"none", "vectors", "multiples", "personas"}
 _INSTRUMENTS = {"bank", "items"}
 _SUITE_KEYS = {"n", "at", "kinds", "fast"}
@@ -80,7 +82,6 @@ class Unit:
     condition: Condition
     target: str  # "bank:eval", "items:<stem>", "perplexity" or "suite:<name>"
     n: int | None  # items per suite (None: all)
-    seed: int
     source: str = ""  # the file the target reads (items file, suite data), for its digest
     fast: bool = False  # a suite decoded in the opt-in fast mode
 
@@ -90,7 +91,6 @@ class Unit:
             "intervention": self.condition.to_dict(),
             "target": self.target,
             "n": self.n,
-            "seed": self.seed,
         }
         return out | {"fast": True} if self.fast else out  # exact units keep the keys they had
 
@@ -103,21 +103,18 @@ class StudySpec:
     conditions: dict[str, list[Condition]]  # per model
     instruments: list[tuple[str, str]]  # (target, source path)
     suites: dict[str, dict[str, Any]]
-    seeds: list[int]
     data: str | None
     raw: dict[str, Any] = field(default_factory=dict)
 
     def units(self) -> list[Unit]:
         units = []
         for model in self.models:
-            for seed in self.seeds:
-                for condition in self.conditions[model]:
-                    units.append(Unit(model, condition, "perplexity", None, seed))
-                    units += [Unit(model, condition, target, None, seed, src) for target, src in self.instruments]
-                    for suite, opts in self.suites.items():
-                        if condition.kind in opts["kinds"] and (opts["at"] == "all" or condition.recommended):
-                            target = f"suite:{suite}"
-                            units.append(Unit(model, condition, target, opts["n"], seed, self.data or "", opts["fast"]))
+            for condition in self.conditions[model]:
+                units.append(Unit(model, condition, "perplexity", None))
+                units += [Unit(model, condition, target, None, src) for target, src in self.instruments]
+                for suite, opts in self.suites.items():
+                    if condition.kind in opts["kinds"] and (opts["at"] == "all" or condition.recommended):
+                        units.append(Unit(model, condition, f"suite:{suite}", opts["n"], self.data or "", opts["fast"]))
         return units
 
 
@@ -267,9 +264,10 @@ def load_spec(path: str | Path, data: str | None = None) -> StudySpec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise TraitlensError(f"{path}: not valid TOML ({str(exc).splitlines()[0]})") from None
     for key in raw:
+        if key == "seeds":
+            raise _fail(path, key, "studies have no seeds (every unit is deterministic): delete the line")
         if key not in _TOP:
             raise _fail(path, key, f"unknown key (known: {', '.join(sorted(_TOP))})")
-    seeds = _list(path, raw, "seeds", int) or [0]
     models = _models(path, raw)
     root = path.parent / raw.get("vector_root", "vectors")
     if data is None and raw.get("data"):
@@ -283,7 +281,6 @@ def load_spec(path: str | Path, data: str | None = None) -> StudySpec:
         _conditions(path, raw, models, root),
         _instruments(path, raw),
         _suites(path, raw, data),
-        seeds,
         data,
         raw,
     )

@@ -65,18 +65,25 @@ def slope_per_10(x: Sequence[float], y: Sequence[float]) -> float:
 def slope_test(shares: Sequence[float], matrix: ItemMatrix, resamples: int = 1000, seed: int = 0) -> dict:
     """Slope of the metric against the trait share across conditions: bootstrap CI over items
     (paired: an item is resampled under every condition at once) and a permutation p-value that
-    shuffles each item's values across conditions (the null: the condition changes nothing)."""
+    shuffles each item's values across conditions (the null: the condition changes nothing).
+    An undefined slope (NaN: no spread in the shares, an undefined metric) has p NaN, and
+    shuffles whose slope is undefined count neither way."""
     rng = np.random.default_rng(seed)
     observed = slope_per_10(shares, matrix.metric())
     n = matrix.values.shape[1]
     boots = [slope_per_10(shares, matrix.metric(columns=rng.integers(0, n, n))) for _ in range(resamples)]
     boots = np.asarray([b for b in boots if math.isfinite(b)])
-    extreme = 0
+    ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if len(boots) else [math.nan] * 2
+    if not math.isfinite(observed):
+        return {"slope_per_10pts": observed, "ci": ci, "p": math.nan, "n_items": n}
+    extreme = defined = 0
     for _ in range(resamples):
         shuffled = np.take_along_axis(matrix.values, rng.permuted(np.indices(matrix.values.shape)[0], axis=0), 0)
-        extreme += abs(slope_per_10(shares, matrix.metric(shuffled))) >= abs(observed) - 1e-12
-    ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if len(boots) else [math.nan] * 2
-    return {"slope_per_10pts": observed, "ci": ci, "p": (extreme + 1) / (resamples + 1), "n_items": n}
+        slope = slope_per_10(shares, matrix.metric(shuffled))
+        if math.isfinite(slope):
+            defined += 1
+            extreme += abs(slope) >= abs(observed) - 1e-12
+    return {"slope_per_10pts": observed, "ci": ci, "p": (extreme + 1) / (defined + 1), "n_items": n}
 
 
 def paired_difference(matrix: ItemMatrix, a: int, b: int, resamples: int = 1000, seed: int = 0) -> dict:
@@ -106,9 +113,11 @@ def mcnemar(a: Sequence[int], b: Sequence[int]) -> dict:
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given)."""
-    order = np.argsort(pvalues)
-    m, adjusted, running = len(pvalues), [0.0] * len(pvalues), 0.0
+    """Holm-Bonferroni adjusted p-values (same order as given). A NaN p (an untestable effect)
+    stays NaN and does not count in the family's size."""
+    finite = [k for k, p in enumerate(pvalues) if math.isfinite(p)]
+    order = [finite[k] for k in np.argsort([pvalues[k] for k in finite], kind="stable")]
+    m, adjusted, running = len(finite), [math.nan] * len(pvalues), 0.0
     for rank, index in enumerate(order):
         running = max(running, min(1.0, (m - rank) * pvalues[index]))
         adjusted[index] = running

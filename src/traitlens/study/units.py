@@ -1,13 +1,16 @@
 """One unit of a study, run on a loaded model, and the content hash that caches it.
 
 A unit's key covers everything that determines its result: the unit itself (model, condition,
-target, n, seed), the model's identity, the vector's files, the target's data file and the
-traitlens version. Its result is a JSON object with one row per measured metric plus the
+target, n), the model's identity, the vector's files, the target's data file, and every file of
+the installed traitlens package (its code: scoring, decoding, judges' features; its shipped data:
+item bank, judges' weights, perplexity text), so a resumed study never mixes results of
+different code. Its result is a JSON object with one row per measured metric plus the
 per-item values the paired analyses need.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -17,7 +20,7 @@ from typing import Any
 
 from traitlens.study.spec import Condition, Unit, file_digest
 
-__all__ = ["unit_key", "model_identity", "intervention_for", "run_unit", "item_values"]
+__all__ = ["unit_key", "model_identity", "intervention_for", "run_unit", "item_values", "package_digest"]
 
 _MODELS: dict[str, Any] = {}  # one loaded model per worker process, reused across units
 _READOUTS: dict[str, dict[str, str]] = {}  # per model: the readouts chosen on the bank's train split
@@ -32,7 +35,7 @@ def model_identity(spec: str) -> str:
     if spec in pinned:
         return f"{spec}:{pinned[spec]}"
     if spec == "tiny":
-        return "tiny"  # seeded random weights, fixed by the traitlens version in every key
+        return "tiny"  # seeded random weights, fixed by the package digest in every key
     return f"{Path(spec).name}:{file_digest(spec)}"
 
 
@@ -44,16 +47,28 @@ def _source_digest(unit: Unit, digest: Callable[[str], str]) -> str:
     return digest(unit.source) if unit.source else ""
 
 
+@functools.cache
+def package_digest(root: Path | None = None) -> str:
+    """Every file under ``root`` (default: the installed traitlens package), names and bytes,
+    bytecode caches left out."""
+    import traitlens
+
+    root = Path(traitlens.__file__).parent if root is None else Path(root)
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def unit_key(unit: Unit, identities: dict[str, str], digest: Callable[[str], str] = file_digest) -> str:
     """``digest`` may be memoised by the caller: a study reads each vector and data file once."""
-    from traitlens import __version__
-
     payload = {
         "unit": unit.describe(),
         "model": identities[unit.model],
         "vector": digest(unit.condition.path) if unit.condition.path else "",
         "source": _source_digest(unit, digest),
-        "version": __version__,
+        "code": package_digest(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -154,7 +169,7 @@ def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
     system = getattr(intervention, "system", None)
     steering = None if system is not None else intervention
     readout = {d: r for d, r in _readouts(model, unit.model).items() if any(i.dimension == d for i in bank)}
-    result = assess(model, bank, split=split, readout=readout, system=system, intervention=steering, seed=unit.seed)
+    result = assess(model, bank, split=split, readout=readout, system=system, intervention=steering)
     rows = [
         {
             "metric": f"share_{d.poles[0]}",
