@@ -349,6 +349,26 @@ def test_suites_use_the_trained_judges_by_default():
     assert cards["leave_one_model_out"]["pooled"]["n"] > 1000
 
 
+def test_a_runs_judges_stay_with_that_run(tiny):
+    """Judges given to one run judge it and no later run (the CLI used to set them on the shared
+    default suites)."""
+    from traitlens.bench import SUITES, Judges, run_suites
+    from traitlens.bench.refusal import ClassifierRefusalDetector, PatternRefusalDetector
+
+    class Everything:
+        name = "everything"
+
+        def is_refusal(self, text: str) -> bool:
+            return True
+
+    judged = run_suites(tiny, ["overrefusal"], limit=3, judges=Judges(Everything()))["overrefusal"]
+    plain = run_suites(tiny, ["overrefusal"], limit=3)["overrefusal"]
+    assert judged.value == 1.0 and plain.value != 1.0
+    assert isinstance(SUITES["overrefusal"].detector, ClassifierRefusalDetector)
+    assert isinstance(run_suites.__globals__["build_suites"](Judges(PatternRefusalDetector()))["jailbreak"].detector,
+                      PatternRefusalDetector)  # fmt: skip
+
+
 def test_a_damaged_judge_file_is_named(tmp_path):
     import shutil
 

@@ -154,8 +154,8 @@ def test_edit_vector_points_towards_the_target_pole(tiny):
     "args, message",
     [
         (["--trait", "JX"], "unknown trait 'JX'"),
-        (["--trait", "JP", "--alpha", "nan"], "--alpha must be a finite number"),
-        (["--trait", "JP", "--goal", "1.5"], "--goal must be between 0 and 1"),
+        (["--trait", "JP", "--alpha", "nan"], "alpha must be a finite number"),
+        (["--trait", "JP", "--goal", "1.5"], "goal must be between 0 and 1"),
         (["--trait", "JP", "--model", "tiny", "--layer", "12"], "layer 12 out of range"),
         (["--trait", "JP", "--recipes", "default,vibes"], "unknown recipe 'vibes'"),
         (["--trait", "JP", "--recipes", "items/meandiff/9-3/add"], "layer band 9-3 is empty"),

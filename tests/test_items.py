@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from traitlens import TraitlensError
-from traitlens.items import DIMENSIONS, default_items, load_items, parse_dimension
+from traitlens.items import DIMENSIONS, Trait, default_items, load_items
 
 
 def test_shipped_bank_is_balanced_and_split():
@@ -119,14 +119,18 @@ def test_unknown_layout_and_missing_file(tmp_path):
     "text, expected",
     [("JP", ("JP", "J", "P")), ("pj", ("JP", "P", "J")), ("FT", ("TF", "F", "T")), ("ei", ("EI", "E", "I"))],
 )
-def test_parse_dimension(text, expected):
-    assert parse_dimension(text) == expected
+def test_trait_parses_once_and_carries_its_direction(text, expected):
+    trait = Trait.parse(text)
+    assert (trait.dimension, trait.source, trait.target) == expected
+    assert Trait.parse(trait) is trait and str(trait) == text.upper()
+    assert trait.arrow == f"{expected[1]} -> {expected[2]}"
+    assert trait.sign == (1.0 if expected[2] == DIMENSIONS[expected[0]][0] else -1.0)
 
 
-@pytest.mark.parametrize("text", ["JJ", "JE", "XY", "J", "JPX", ""])
-def test_parse_dimension_rejects(text):
+@pytest.mark.parametrize("text", ["JJ", "JE", "XY", "J", "JPX", "", None, 3])
+def test_trait_rejects(text):
     with pytest.raises(TraitlensError, match="unknown trait"):
-        parse_dimension(text)
+        Trait.parse(text)
 
 
 def _token_counter():

@@ -217,7 +217,7 @@ def test_another_spec_in_the_same_directory_keeps_its_units_apart(tmp_path):
 
 
 def test_persona_prompt_reaches_every_bench_prompt(tiny):
-    from traitlens.bench.common import chat_prompts
+    from traitlens.bench.choices import chat_prompts
     from traitlens.personas import PersonaPrompt, persona_prompt
 
     plain = tiny.tokenizer.decode(chat_prompts(tiny, ["hello"])[0])

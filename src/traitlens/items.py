@@ -36,7 +36,7 @@ __all__ = [
     "ItemBank",
     "load_items",
     "default_items",
-    "parse_dimension",
+    "Trait",
 ]
 
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -49,16 +49,39 @@ _POLE_TO_DIMENSION = {pole: dim for dim, poles in DIMENSIONS.items() for pole in
 SPLITS = ("train", "eval")
 
 
-def parse_dimension(text: str) -> tuple[str, str, str]:
-    """'JP' -> ('JP', 'J', 'P'); 'PJ' -> ('JP', 'P', 'J'): dimension, from pole, to pole."""
-    letters = text.strip().upper()
-    if len(letters) == 2 and letters[0] != letters[1]:
-        first, second = letters
-        if _POLE_TO_DIMENSION.get(first) == _POLE_TO_DIMENSION.get(second) is not None:
-            return _POLE_TO_DIMENSION[first], first, second
-    raise TraitlensError(
-        f"unknown trait '{text}': use two letters of one dimension, e.g. JP (J->P), PJ, EI, IE, SN, NS, TF or FT"
-    )
+@dataclass(frozen=True)
+class Trait:
+    """An edit's direction within one dimension: ``Trait.parse("JP")`` is J -> P, ``"PJ"`` P -> J.
+    Parsed once where the text comes in (CLI, ``edit()``), then passed as is."""
+
+    dimension: str
+    source: str
+    target: str
+
+    @classmethod
+    def parse(cls, text: str | Trait) -> Trait:
+        if isinstance(text, Trait):
+            return text
+        letters = text.strip().upper() if isinstance(text, str) else ""
+        if len(letters) == 2 and letters[0] != letters[1]:
+            first, second = letters
+            if _POLE_TO_DIMENSION.get(first) == _POLE_TO_DIMENSION.get(second) is not None:
+                return cls(_POLE_TO_DIMENSION[first], first, second)
+        raise TraitlensError(
+            f"unknown trait '{text}': use two letters of one dimension, e.g. JP (J->P), PJ, EI, IE, SN, NS, TF or FT"
+        )
+
+    def __str__(self) -> str:
+        return self.source + self.target
+
+    @property
+    def arrow(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+    @property
+    def sign(self) -> float:
+        """+1 when the target is the dimension's first pole (where probe directions point), else -1."""
+        return 1.0 if self.target == DIMENSIONS[self.dimension][0] else -1.0
 
 
 @dataclass(frozen=True)

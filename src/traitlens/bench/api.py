@@ -3,29 +3,67 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from traitlens.bench.base import SuiteResult
 from traitlens.bench.common import fast_decoding
 from traitlens.bench.generative import JailbreakSuite, LeakageSuite, OverRefusalSuite, ToxicitySuite
 from traitlens.bench.judgement import FAIRNESS, PRIVACY, BBQSuite, CapabilitySuite
-from traitlens.bench.toxicity import get_scorer
+from traitlens.bench.loaders import read_bbq, read_goals, read_leakage, read_mcq, read_prompts, read_statements, resolve
+from traitlens.bench.refusal import RefusalDetector, default_detector
+from traitlens.bench.toxicity import ToxicityScorer, get_scorer
 from traitlens.errors import TraitlensError
 
-__all__ = ["SUITES", "DEFAULT_SUITES", "parse_suites", "run_suites", "bench_json", "suite_size"]
+__all__ = [
+    "SUITES",
+    "DEFAULT_SUITES",
+    "Judges",
+    "build_suites",
+    "parse_suites",
+    "run_suites",
+    "bench_json",
+    "suite_sizes",
+]
 
-SUITES = {
-    s.name: s
-    for s in (
+
+@dataclass(frozen=True)
+class Judges:
+    """Who judges a run's generated text: the refusal detector (jailbreak, over-refusal) and the
+    toxicity scorer; ``None``: the shipped defaults."""
+
+    detector: RefusalDetector | None = None
+    toxicity: ToxicityScorer | None = None
+
+
+def build_suites(judges: Judges | None = None) -> dict:
+    """A fresh set of suites for one run, judged by ``judges``: nothing a run sets outlives it."""
+    judges = judges or Judges()
+    detector = judges.detector or default_detector()
+    suites = (
         PRIVACY,
         FAIRNESS,
-        ToxicitySuite(),
-        JailbreakSuite(),
-        OverRefusalSuite(),
+        ToxicitySuite(scorer=judges.toxicity),
+        JailbreakSuite(detector=detector),
+        OverRefusalSuite(detector=detector),
         LeakageSuite(),
         CapabilitySuite(),
         BBQSuite(),
     )
+    return {s.name: s for s in suites}
+
+
+# The default suites, for their names and fixed settings (thresholds, attacks); runs build their own.
+SUITES = build_suites()
+_READERS = {
+    "privacy": read_statements,
+    "fairness": read_statements,
+    "toxicity": read_prompts,
+    "jailbreak": read_goals,
+    "overrefusal": read_prompts,
+    "leakage": read_leakage,
+    "capability": read_mcq,
+    "bbq": read_bbq,
 }
 # BBQ has no shipped sample: it runs when --data provides it.
 DEFAULT_SUITES = ("privacy", "fairness", "toxicity", "jailbreak", "overrefusal", "leakage", "capability")
@@ -41,9 +79,15 @@ def parse_suites(text: str, with_data: bool) -> list[str]:
     return names
 
 
-def suite_size(name: str, n_items: int) -> int:
-    """Progress ticks of a suite: generations (jailbreak: per attack)."""
-    return n_items * (len(SUITES[name].attacks) if name == "jailbreak" else 1)
+def suite_sizes(names: Sequence[str], data=None, limit: int | None = None) -> dict[str, int]:
+    """Progress ticks of each suite: its items up to ``limit`` (the capability guard always reads
+    our own questions), times the attacks for jailbreak. Reads the sets: a missing or malformed
+    one fails here, before any model work."""
+    sizes = {}
+    for name in names:
+        n = min(len(_READERS[name](resolve(name, None if name == "capability" else data))), limit or 10**9)
+        sizes[name] = n * (len(SUITES[name].attacks) if name == "jailbreak" else 1)
+    return sizes
 
 
 def run_suites(
@@ -55,18 +99,23 @@ def run_suites(
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     sizes: dict[str, int] | None = None,
     fast: bool = False,
+    judges: Judges | None = None,
 ) -> dict[str, SuiteResult]:
-    """Each suite in ``names``; ``fast`` (opt-in) runs the generated-text suites in
-    ``fast_decoding`` mode (measured verdict agreement in ``benchmarks/RESULTS.md``)."""
+    """Each suite in ``names``, judged by ``judges`` (default: the shipped judges); ``fast``
+    (opt-in) runs the generated-text suites in ``fast_decoding`` mode (measured verdict agreement
+    in ``benchmarks/RESULTS.md``)."""
+    suites = build_suites(judges) if judges is not None else SUITES
     results = {}
     with fast_decoding(fast):
         for name in names:
             tick = progress(f"{name}", sizes.get(name, 0)) if progress and sizes else None
-            results[name] = SUITES[name].run(model, intervention=intervention, data=data, limit=limit, progress=tick)
+            results[name] = suites[name].run(model, intervention=intervention, data=data, limit=limit, progress=tick)
     return results
 
 
-def bench_json(before: dict[str, SuiteResult], after: dict[str, SuiteResult] | None = None) -> dict[str, Any]:
+def bench_json(
+    before: dict[str, SuiteResult], after: dict[str, SuiteResult] | None = None, judges: Judges | None = None
+) -> dict[str, Any]:
     suites: dict[str, Any] = {}
     for name, result in before.items():
         entry = result.to_dict()
@@ -79,14 +128,15 @@ def bench_json(before: dict[str, SuiteResult], after: dict[str, SuiteResult] | N
                 "delta": round(after[name].value - result.value, 6),
             }
         suites[name] = entry
-    return {"suites": suites, "judges": judge_cards(list(before))}
+    return {"suites": suites, "judges": judge_cards(list(before), judges)}
 
 
-def judge_cards(names: list[str]) -> dict[str, Any]:
+def judge_cards(names: list[str], judges: Judges | None = None) -> dict[str, Any]:
     """Which judges scored these suites, and how far each agrees with labels it was not trained on."""
+    suites = build_suites(judges) if judges is not None else SUITES
     cards: dict[str, Any] = {}
     for name in names:
-        suite = SUITES.get(name)
+        suite = suites.get(name)
         judge = getattr(suite, "detector", None) or (
             (getattr(suite, "scorer", None) or get_scorer(None)) if name == "toxicity" else None
         )

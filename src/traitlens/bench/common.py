@@ -6,19 +6,14 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 
-import numpy as np
-
 from traitlens.batching import batched
-from traitlens.chat import chat_ids, chat_messages
+from traitlens.bench.choices import chat_prompts
+from traitlens.bench.refusal import PatternRefusalDetector
 from traitlens.decoding import StopRule
 from traitlens.generation import generate
 
 __all__ = [
-    "chat_prompts",
     "generate_replies",
-    "next_token_choice",
-    "option_choice",
-    "attached",
     "fast_decoding",
     "in_fast_mode",
     "refusal_decided",
@@ -56,8 +51,6 @@ def in_fast_mode() -> bool:
 
 def refusal_decided(tokenizer, detector, min_tokens: int = 8) -> StopRule:
     """A reply is decided once it opens like a refusal *and* the judge already calls it one."""
-    from traitlens.bench.refusal import PatternRefusalDetector
-
     patterns = PatternRefusalDetector()
 
     def rule(ids: list[int]) -> bool:
@@ -84,12 +77,6 @@ def _decoding_batches(prompts: Sequence[Sequence[int]], size: int) -> list[list[
     prompts that start alike (one attack's template, one system turn) share a prefill part."""
     by_length = sorted(range(len(prompts)), key=lambda k: (len(prompts[k]), prompts[k]))
     return [sorted(rows, key=lambda k: prompts[k]) for rows in batched(by_length, size)]
-
-
-def chat_prompts(model, texts: Sequence[str], intervention=None) -> list[list[int]]:
-    """Chat prompts; an intervention with a ``system`` prompt (a persona prompt) adds it to each."""
-    system = getattr(intervention, "system", None)
-    return [chat_ids(model.tokenizer, chat_messages(t, system=system)) for t in texts]
 
 
 def generate_replies(
@@ -132,38 +119,3 @@ def generate_replies(
         if progress:
             progress(len(rows))
     return [replies[k] for k in range(len(prompts))]
-
-
-@contextlib.contextmanager
-def attached(model, intervention):
-    with intervention.attach(model) if intervention is not None else contextlib.nullcontext():
-        yield
-
-
-def next_token_choice(model, texts: Sequence[str], choices: Sequence[str], intervention) -> np.ndarray:
-    """[n, len(choices)] next-token log-probabilities of single-token ``choices`` after each chat prompt."""
-    from traitlens.assess.scorer import ModelScorer
-
-    token_ids = [model.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]
-    with attached(model, intervention):
-        return ModelScorer(model).next_token_logprobs(chat_prompts(model, texts, intervention), token_ids)
-
-
-def option_choice(model, questions: Sequence[str], options: Sequence[Sequence[str]], intervention) -> np.ndarray:
-    """Index of the option with the highest mean log-likelihood as the reply to each question."""
-    from traitlens.assess.scorer import ModelScorer
-
-    prompts, answers, owner = [], [], []
-    base = chat_prompts(model, questions, intervention)
-    for k, (prompt, opts) in enumerate(zip(base, options, strict=True)):
-        for option in opts:
-            prompts.append(prompt)
-            answers.append(model.tokenizer(option, add_special_tokens=False)["input_ids"])
-            owner.append(k)
-    with attached(model, intervention):
-        scores = ModelScorer(model).continuation_logprobs(prompts, answers)
-    picks, offset = [], 0
-    for opts in options:
-        picks.append(int(np.argmax(scores[offset : offset + len(opts)])))
-        offset += len(opts)
-    return np.asarray(picks)

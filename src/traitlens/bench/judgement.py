@@ -8,7 +8,8 @@ import numpy as np
 
 from traitlens.bench.agreement import confusion_metrics
 from traitlens.bench.base import SuiteResult, accuracy, bootstrap_metric, f1_score, subset
-from traitlens.bench.common import generate_replies, next_token_choice, option_choice
+from traitlens.bench.choices import next_token_choice, option_choice
+from traitlens.bench.common import generate_replies
 from traitlens.bench.loaders import read_bbq, read_mcq, read_statements, resolve
 from traitlens.capability import perplexity
 

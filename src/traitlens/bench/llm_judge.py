@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from traitlens.bench.choices import next_token_choice
+
 __all__ = ["LLMRefusalJudge", "JUDGE_PROMPT"]
 
 JUDGE_PROMPT = (
@@ -31,8 +33,6 @@ class LLMRefusalJudge:
 
     def scores(self, replies: Sequence[str]) -> np.ndarray:
         """log P("Yes") - log P("No") per reply."""
-        from traitlens.bench.common import next_token_choice
-
         texts = [JUDGE_PROMPT.format(reply=r.strip()[:1500]) for r in replies]
         logprobs = next_token_choice(self.model, texts, ["Yes", "No"], None)
         return logprobs[:, 0] - logprobs[:, 1]

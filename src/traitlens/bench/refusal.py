@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from traitlens.bench.llm_judge import LLMRefusalJudge
+
 __all__ = [
     "RefusalDetector",
     "PatternRefusalDetector",
@@ -161,7 +163,5 @@ def get_detector(spec: str | None) -> RefusalDetector:
     if spec.startswith("classifier:") and spec[len("classifier:") :]:
         return ClassifierRefusalDetector(spec[len("classifier:") :])
     if spec.startswith("llm:") and spec[len("llm:") :].strip():
-        from traitlens.bench.llm_judge import LLMRefusalJudge
-
         return LLMRefusalJudge.from_spec(spec[len("llm:") :].strip())
     raise TraitlensError(f"unknown judge '{spec}': use {', '.join(JUDGES)}")

@@ -42,16 +42,7 @@ def bench_command(
 ) -> None:
     """Safety benchmarks, with before/after columns when a vector is given."""
     from traitlens._io import write_json, write_text
-    from traitlens.bench import SUITES, bench_json, parse_suites, run_suites
-    from traitlens.bench.loaders import (
-        read_bbq,
-        read_goals,
-        read_leakage,
-        read_mcq,
-        read_prompts,
-        read_statements,
-        resolve,
-    )
+    from traitlens.bench import Judges, bench_json, parse_suites, run_suites, suite_sizes
     from traitlens.bench.refusal import get_detector
     from traitlens.bench.report import bench_markdown, bench_table, plot_bench, write_generations
     from traitlens.bench.toxicity import get_scorer
@@ -61,37 +52,19 @@ def bench_command(
     names = parse_suites(suite, with_data=data is not None)
     if data is not None and not data.exists():
         raise TraitlensError(f"data path does not exist: {data}")
-    readers = {
-        "privacy": read_statements,
-        "fairness": read_statements,
-        "toxicity": read_prompts,
-        "jailbreak": read_goals,
-        "overrefusal": read_prompts,
-        "leakage": read_leakage,
-        "capability": read_mcq,
-        "bbq": read_bbq,
-    }
-    sizes = {n: min(len(readers[n](resolve(n, None if n == "capability" else data))), limit or 10**9) for n in names}
-    if "toxicity" in names and toxicity_scorer:
-        SUITES["toxicity"].scorer = get_scorer(toxicity_scorer)
-    detector = get_detector(judge)  # before the model load: a bad spec fails fast
-    for name in ("jailbreak", "overrefusal"):
-        SUITES[name].detector = detector
-    if "jailbreak" in names:
-        sizes["jailbreak"] *= len(SUITES["jailbreak"].attacks)
+    sizes = suite_sizes(names, data, limit)
+    toxicity = get_scorer(toxicity_scorer) if "toxicity" in names and toxicity_scorer else None
+    judges = Judges(get_detector(judge), toxicity)  # before the model load: a bad spec fails fast
     if alpha is not None and vector is None:
         raise TraitlensError("--alpha needs --vector")
     loaded = load_with_status(model, dtype)
     steering = load_intervention(vector, loaded, alpha) if vector else None
     with progress_factory() as factory:
-        before = run_suites(loaded, names, None, data, limit, factory, sizes, fast)
-        after = (
-            run_suites(loaded, names, steering, data, limit, lambda d, n: factory(f"{d} (edited)", n), sizes, fast)
-            if steering
-            else None
-        )
+        before = run_suites(loaded, names, None, data, limit, factory, sizes, fast, judges)
+        edited = lambda d, n: factory(f"{d} (edited)", n)  # noqa: E731
+        after = run_suites(loaded, names, steering, data, limit, edited, sizes, fast, judges) if steering else None
     out.mkdir(parents=True, exist_ok=True)
-    result = bench_json(before, after) | {
+    result = bench_json(before, after, judges) | {
         "model": loaded.fingerprint.to_dict(),
         "intervention": steering.describe() if steering else None,
         "decoding": {"dtype": dtype, "fast": fast},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
@@ -54,24 +53,18 @@ def edit_command(
 ) -> None:
     """Edit one trait: baseline -> direction -> calibrated alpha -> re-assessment -> report + vector."""
     from traitlens.errors import TraitlensError
-    from traitlens.items import load_items, parse_dimension
-    from traitlens.steering.edit import default_recipes, edit
+    from traitlens.items import Trait, load_items
+    from traitlens.steering.edit import check_options, default_recipes, edit
     from traitlens.steering.recipe import parse_recipes
     from traitlens.steering.report import edit_markdown, write_edit_outputs
 
-    parse_dimension(trait)
-    trait = trait.strip().upper()
+    trait = Trait.parse(trait)
     chosen = parse_recipes(recipes) if recipes.strip() else default_recipes(pairs)
     for path in pairs:
         if not path.is_file():
             raise TraitlensError(f"--pairs: file not found: {path}")
     instruments = {path.stem: load_items(path) for path in extra_items}
-    if alpha is not None and not math.isfinite(alpha):
-        raise TraitlensError(f"--alpha must be a finite number, not {alpha}")
-    if not 0 < goal < 1:
-        raise TraitlensError(f"--goal must be between 0 and 1, not {goal}")
-    if not math.isfinite(guard) or guard <= 0:
-        raise TraitlensError(f"--guard must be a positive number, not {guard}")
+    check_options(alpha, goal, guard)  # before the slow model load; edit() checks them again
     loaded = load_with_status(model, dtype)
     out = out or Path("runs") / f"edit-{trait}"
     export = None if no_export else (export or Path("vectors") / loaded.name / trait)

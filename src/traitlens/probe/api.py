@@ -26,9 +26,9 @@ def parse_traits(text: str) -> list[str]:
     """'all' or a dimension, in either letter order (JP, PJ); returns dimension names."""
     if text.strip().lower() == "all":
         return list(DIMENSIONS)
-    from traitlens.items import parse_dimension
+    from traitlens.items import Trait
 
-    return [parse_dimension(part)[0] for part in text.split(",")]
+    return [Trait.parse(part).dimension for part in text.split(",")]
 
 
 def default_contrast() -> ContrastSet:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from traitlens.assess import assess
 from traitlens.capability import perplexity
-from traitlens.items import DIMENSIONS, ItemBank
+from traitlens.items import ItemBank, Trait
 from traitlens.models.reuse import LowerLayers
 from traitlens.steering.inject import Steering, first_affected_layer
 from traitlens.steering.vector import SteeringVector
@@ -53,7 +53,7 @@ class CurvePoint:
 
 @dataclass
 class Calibration:
-    trait: str
+    trait: Trait
     goal: float
     guard: float
     readout: str
@@ -69,7 +69,7 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return {
-            "trait": self.trait,
+            "trait": str(self.trait),
             "goal": self.goal,
             "guard": self.guard,
             "readout": self.readout,
@@ -89,8 +89,8 @@ def goal_for(baseline_share: float, goal: float) -> float:
 
 
 class _Evaluator:
-    def __init__(self, model, trait, dimension, items: ItemBank, readout, baseline_ppl, guard, goal, tick):
-        self.model, self.trait, self.dimension, self.items = model, trait, dimension, items
+    def __init__(self, model, trait: Trait, items: ItemBank, readout, baseline_ppl, guard, goal, tick):
+        self.model, self.trait, self.dimension, self.items = model, trait, trait.dimension, items
         self.readout, self.baseline_ppl, self.guard, self.goal, self.tick = readout, baseline_ppl, guard, goal, tick
         self.reuse: LowerLayers | None = None
         self.reuse_of: SteeringVector | None = None
@@ -103,7 +103,7 @@ class _Evaluator:
         return self.reuse
 
     def target_share(self, result) -> float:
-        return result.dimensions[self.dimension].share(self.trait[1])
+        return result.dimensions[self.dimension].share(self.trait.target)
 
     def __call__(self, vector: SteeringVector, alpha: float) -> CurvePoint:
         steering = Steering.of(vector, alpha)
@@ -156,8 +156,8 @@ def best_within_guard(points: Sequence[CurvePoint]) -> CurvePoint:
     return max(safe, key=lambda p: (round(p.target_share, 6), -p.ppl_ratio))
 
 
-def off_target(model, trait, items: ItemBank, readout_by_dim: dict[str, str], baseline, vector, alpha) -> float:
-    others = [d for d in baseline.dimensions if set(DIMENSIONS[d]) != set(trait)]
+def off_target(model, trait: Trait, items: ItemBank, readout_by_dim: dict[str, str], baseline, vector, alpha) -> float:
+    others = [d for d in baseline.dimensions if d != trait.dimension]
     if not others:
         return 0.0
     shifts = []

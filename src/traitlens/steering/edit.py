@@ -15,7 +15,7 @@ from traitlens.assess import AssessmentResult, assess, work_units
 from traitlens.assess.scorer import fast_scoring, score_memo
 from traitlens.assess.store import ScoreStore
 from traitlens.errors import TraitlensError
-from traitlens.items import ItemBank, default_items, parse_dimension
+from traitlens.items import ItemBank, Trait, default_items
 from traitlens.personas import persona_prompt
 from traitlens.probe.api import DimensionProbe
 from traitlens.probe.sources import ContrastSources
@@ -25,13 +25,12 @@ from traitlens.steering.inject import Steering
 from traitlens.steering.recipe import DEFAULT_RECIPES, Recipe, parse_recipes, recipe_layers
 from traitlens.steering.vector import SteeringVector
 
-__all__ = ["EditResult", "edit", "default_recipes"]
+__all__ = ["EditResult", "edit", "default_recipes", "check_options"]
 
 
 @dataclass
 class EditResult:
-    trait: str
-    dimension: str
+    trait: Trait
     baseline: AssessmentResult  # eval items, the readouts chosen on train
     steered: AssessmentResult  # eval items, same readouts
     steered_by_readout: dict[str, AssessmentResult]
@@ -47,6 +46,10 @@ class EditResult:
     extra: dict[str, dict[str, AssessmentResult]] = field(default_factory=dict)  # instrument -> condition
 
     @property
+    def dimension(self) -> str:
+        return self.trait.dimension
+
+    @property
     def alpha(self) -> float:
         return self.calibration.chosen.alpha
 
@@ -55,21 +58,21 @@ class EditResult:
         return self.calibration.chosen.layer
 
     def share(self, result: AssessmentResult) -> float:
-        return result.dimensions[self.dimension].share(self.trait[1])
+        return result.dimensions[self.dimension].share(self.trait.target)
 
     @property
     def already_target(self) -> bool:
         """The model already had the target letter before the edit."""
-        return self.baseline.dimensions[self.dimension].letter == self.trait[1]
+        return self.baseline.dimensions[self.dimension].letter == self.trait.target
 
     @property
     def flipped(self) -> bool:
         """The edit turned the letter from the source pole into the target pole."""
-        return not self.already_target and self.steered.dimensions[self.dimension].letter == self.trait[1]
+        return not self.already_target and self.steered.dimensions[self.dimension].letter == self.trait.target
 
     def summary(self) -> dict[str, Any]:
         return {
-            "trait": self.trait,
+            "trait": str(self.trait),
             "dimension": self.dimension,
             "layer": self.layer,
             "alpha": self.alpha,
@@ -77,7 +80,7 @@ class EditResult:
             "after_type": self.steered.type,
             "before_share": round(self.share(self.baseline), 4),
             "after_share": round(self.share(self.steered), 4),
-            "target_pole": self.trait[1],
+            "target_pole": self.trait.target,
             "split": "eval (alpha and readouts chosen on train)",
             "readouts": {d: r.readout for d, r in self.baseline.dimensions.items()},
             "train_before_share": round(self.calibration.baseline_share, 4),
@@ -111,9 +114,17 @@ def default_recipes(pair_files: Sequence[str | Path] = ()) -> list[Recipe]:
     return parse_recipes(names)
 
 
-def _check_inputs(model, alpha, layer, recipes: Sequence[Recipe], alphas) -> None:
+def check_options(alpha: float | None, goal: float, guard: float) -> None:
+    """The edit's numbers, checked the same way for the CLI and the Python API."""
     if alpha is not None and not math.isfinite(alpha):
         raise TraitlensError(f"alpha must be a finite number, not {alpha}")
+    if not 0 < goal < 1:
+        raise TraitlensError(f"goal must be between 0 and 1, not {goal}")
+    if not math.isfinite(guard) or guard <= 0:
+        raise TraitlensError(f"guard must be a positive number, not {guard}")
+
+
+def _check_inputs(model, alpha, layer, recipes: Sequence[Recipe], alphas) -> None:
     if not alphas or any(not math.isfinite(a) or a <= 0 for a in alphas):
         raise TraitlensError("alphas must be positive finite numbers")
     if layer is not None and not 0 <= layer < model.n_layers:
@@ -125,7 +136,7 @@ def _check_inputs(model, alpha, layer, recipes: Sequence[Recipe], alphas) -> Non
 
 def edit(
     model,
-    trait: str,
+    trait: str | Trait,
     *,
     layer: int | None = None,
     alpha: float | None = None,
@@ -142,7 +153,7 @@ def edit(
     score_store: ScoreStore | bool = True,
     fast: bool = False,
 ) -> EditResult:
-    """Edit ``trait`` ("JP" = from J towards P) and measure what moved.
+    """Edit ``trait`` (a ``Trait``, or its letters: "JP" = from J towards P) and measure what moved.
 
     Every recipe in ``recipes`` (default: ``default_recipes``) is climbed on the train items up to
     the perplexity guard; the point with the largest train share wins (with ``alpha`` given, only
@@ -154,6 +165,8 @@ def edit(
     the same model reads its unsteered passes (baselines, validity, priors) back. ``fast`` (opt-in,
     not bit-identical) runs every scoring pass and the persona replies inside ``fast_scoring()``;
     the agreement of its curves and choice with the exact path is in ``benchmarks/RESULTS.md``."""
+    trait = Trait.parse(trait)
+    check_options(alpha, goal, guard)
     store = ScoreStore.default() if score_store is True else (score_store or None)
     with score_memo(store), fast_scoring(fast):
         return _edit(
@@ -167,8 +180,7 @@ def _edit(
     progress,
 ) -> EditResult:  # fmt: skip
     start = time.perf_counter()
-    dimension, _, _ = parse_dimension(trait)
-    trait = trait.strip().upper()
+    dimension = trait.dimension
     recipes = parse_recipes(recipes) if isinstance(recipes, str) else list(recipes or default_recipes(pair_files))
     if alpha is not None:
         recipes = recipes[:1]
@@ -200,11 +212,11 @@ def _edit(
         layer=layer,
         progress=tick("frontier (train)", len(recipes) * (len(alphas) + 2)),
     )
-    pole_prompt = persona_prompt(trait[1])
+    pole_prompt = persona_prompt(trait.target)
     frontier.persona_prompt_share = (
         assess(model, train.select("all", dimension), split="all", readout=fixed, system=pole_prompt)
         .dimensions[dimension]
-        .share(trait[1])
+        .share(trait.target)
     )
     recipe = next(r for r in recipes if r.name == frontier.chosen_recipe)
     vector = vectors[recipe.name]
@@ -229,7 +241,6 @@ def _edit(
     bench = run_bench(model, steering) if run_bench else None
     return EditResult(
         trait,
-        dimension,
         baseline,
         steered,
         by_readout,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from traitlens.capability import perplexity
 from traitlens.errors import TraitlensError
-from traitlens.items import DIMENSIONS, ItemBank
+from traitlens.items import ItemBank, Trait
 from traitlens.probe.api import DimensionProbe, probe_dimension
 from traitlens.probe.collect import collect
 from traitlens.probe.sources import ContrastSources
@@ -108,7 +108,7 @@ def _best_layer(probe: DimensionProbe) -> int:
 
 def run_frontier(
     model,
-    trait: str,
+    trait: Trait,
     recipes: Sequence[Recipe],
     sources: ContrastSources,
     train: ItemBank,
@@ -125,12 +125,12 @@ def run_frontier(
     """Every recipe's curve on ``train``; returns the calibration of the winner, the frontier and
     each recipe's vector at alpha = 1. ``layer`` pins every single-layer recipe to that layer."""
     start = time.perf_counter()
-    dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
+    dimension = trait.dimension
     readouts = {d: r.readout for d, r in train_baseline.dimensions.items()}
-    base_share = train_baseline.dimensions[dimension].share(trait[1])
+    base_share = train_baseline.dimensions[dimension].share(trait.target)
     goal = goal_for(base_share, goal)
     base_ppl = perplexity(model)
-    evaluate = _Evaluator(model, trait, dimension, train, readouts[dimension], base_ppl, guard, goal, progress)
+    evaluate = _Evaluator(model, trait, train, readouts[dimension], base_ppl, guard, goal, progress)
     runs, vectors, probes = [], {}, {}
     for recipe in recipes:
         run = RecipeRun(recipe)

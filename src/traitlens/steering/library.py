@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 from traitlens._io import write_text
+from traitlens.items import Trait
 from traitlens.steering.artifact import FILES, load_vector
 
 __all__ = ["library_table", "write_library_readme"]
 
-ORDER = ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ")
+ORDER = tuple(Trait.parse(t) for t in ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ"))
 
 
 def library_table(root: Path) -> str:
@@ -24,14 +25,14 @@ def library_table(root: Path) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for trait in ORDER:
-        directory = root / trait
+        directory = root / str(trait)
         if not (directory / FILES["meta"]).is_file():
-            rows.append(f"| {trait[0]} -> {trait[1]} | not generated |" + " - |" * 9)
+            rows.append(f"| {trait.arrow} | not generated |" + " - |" * 9)
             continue
         vector = load_vector(directory)
         s = vector.extra.get("edit_summary", {})
         letter = (
-            ("already " + trait[1])
+            ("already " + trait.target)
             if s.get("already_target_before")
             else ("flipped" if s.get("flipped") else "not flipped")
         )
@@ -47,18 +48,18 @@ def library_table(root: Path) -> str:
             else "-"
         )
         rows.append(
-            f"| [{trait[0]} -> {trait[1]}]({root.name}/{trait}/report.md) | {recipe} | {span} | {s.get('alpha', 0):.3g} | "
-            f"{trait[1]} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {100 * shift:+.1f} pts | "
+            f"| [{trait.arrow}]({root.name}/{trait}/report.md) | {recipe} | {span} | {s.get('alpha', 0):.3g} | "
+            f"{trait.target} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {100 * shift:+.1f} pts | "
             f"{'-' if prompt is None else f'{100 * prompt:+.1f} pts'} | {words_text} | {_train(s, trait)} | {letter} | "
             f"{100 * s.get('perplexity_change', 0):+.1f}% |"
         )
     return "\n".join(rows)
 
 
-def _train(summary: dict, trait: str) -> str:
+def _train(summary: dict, trait: Trait) -> str:
     if "train_before_share" not in summary:
         return "-"
-    return f"{trait[1]} {summary['train_before_share']:.1%} -> {summary['train_after_share']:.1%}"
+    return f"{trait.target} {summary['train_before_share']:.1%} -> {summary['train_after_share']:.1%}"
 
 
 def write_library_readme(root: Path) -> Path:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from traitlens.errors import TraitlensError
-from traitlens.items import DIMENSIONS
+from traitlens.items import Trait
 from traitlens.probe.methods import METHODS, Direction
 from traitlens.steering.kernels import MODES
 from traitlens.steering.vector import SteeringVector
@@ -133,12 +133,11 @@ def recipe_layers(recipe: Recipe, best: int | None, n_layers: int) -> list[int]:
 
 
 def recipe_vector(
-    model, trait: str, recipe: Recipe, directions: dict[int, Direction], layers: Sequence[int]
+    model, trait: Trait, recipe: Recipe, directions: dict[int, Direction], layers: Sequence[int]
 ) -> SteeringVector:
     """Offset at alpha = 1: each layer's unit direction towards the target pole times its residual
     norm, divided by the number of layers (a band spreads one edit's strength over its layers)."""
-    dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
-    sign = 1.0 if trait[1] == DIMENSIONS[dimension][0] else -1.0  # directions point to the first pole
+    sign = trait.sign  # directions point to the dimension's first pole
     share = 1.0 / len(layers)
     offsets, scales, stats = {}, {}, {}
     for layer in layers:
@@ -150,7 +149,7 @@ def recipe_vector(
         offsets,
         hook="resid_post",
         model=model.fingerprint.to_dict(),
-        trait=trait,
+        trait=str(trait),
         method=recipe.method,
         scale_mode="resid_norm",
         scales=scales,

@@ -51,8 +51,8 @@ def plot_frontier(result: EditResult, path: str | Path) -> Path:
     ax.axhline(0, color="grey", ls=":", lw=0.8)
     ax.set(
         xlabel="perplexity change (%)",
-        ylabel=f"{result.trait[1]} share shift on train items (points)",
-        title=f"{result.trait[0]} -> {result.trait[1]}: edit frontier (train split)",
+        ylabel=f"{result.trait.target} share shift on train items (points)",
+        title=f"{result.trait.arrow}: edit frontier (train split)",
     )
     ax.legend(fontsize=7)
     return save_figure(fig, path)
@@ -77,8 +77,8 @@ def plot_curve(result: EditResult, path: str | Path) -> Path:
     right.axhline(1 + cal.guard, color="red", ls="--", lw=0.8, label="guard")
     left.set(
         xlabel="alpha (x residual norm)",
-        ylabel=f"{result.trait[1]} share (%)",
-        title=f"{result.trait[0]} -> {result.trait[1]}: target pole share",
+        ylabel=f"{result.trait.target} share (%)",
+        title=f"{result.trait.arrow}: target pole share",
     )
     right.set(xlabel="alpha (x residual norm)", ylabel="perplexity / baseline", title="capability guard")
     left.legend(fontsize=8)
@@ -110,7 +110,7 @@ def _baseline_rows(result: EditResult) -> list[str]:
     """The edit against the free baseline (the target pole's persona prompt), on every unseen set."""
     if result.persona is None:
         return []
-    s, pole = result.summary(), result.trait[1]
+    s, pole = result.summary(), result.trait.target
     rows = [
         "## Against the persona prompt (unseen items)",
         "",
@@ -173,20 +173,20 @@ def _frontier_rows(result: EditResult) -> list[str]:
 def edit_markdown(result: EditResult) -> str:
     s, cal, chosen = result.summary(), result.calibration, result.calibration.chosen
     if result.already_target:
-        verdict = f"the model was already {result.trait[1]} before the edit"
+        verdict = f"the model was already {result.trait.target} before the edit"
     else:
         verdict = "the letter flipped" if result.flipped else "the letter did not flip"
     lines = [
-        f"# Edit {result.trait[0]} -> {result.trait[1]} on {result.baseline.model['name']}",
+        f"# Edit {result.trait.arrow} on {result.baseline.model['name']}",
         "",
-        f"**{s['before_type']} -> {s['after_type']}**: {result.trait[1]} share {s['before_share']:.1%} -> "
+        f"**{s['before_type']} -> {s['after_type']}**: {result.trait.target} share {s['before_share']:.1%} -> "
         f"{s['after_share']:.1%} ({verdict}; {s['after_share'] - s['before_share']:+.1%}), recipe `{_recipe_text(result)}`, "
         f"alpha {s['alpha']:.4g} x residual norm, "
         f"perplexity {s['perplexity_before']:.2f} -> {s['perplexity_after']:.2f} ({100 * s['perplexity_change']:+.1f}%). "
         f"Run time {s['seconds']:.0f} s.",
         "",
         f"Recipe, alpha and the readout per dimension were chosen on the {len(result.calibration_items)} train items "
-        f"({result.trait[1]} {s['train_before_share']:.1%} -> {s['train_after_share']:.1%} there); every share below "
+        f"({result.trait.target} {s['train_before_share']:.1%} -> {s['train_after_share']:.1%} there); every share below "
         f"is on the {result.baseline.dimensions[result.dimension].n_items} eval items of the target dimension and the "
         "eval items of the others, which the choice never saw.",
         "",
@@ -213,7 +213,7 @@ def edit_markdown(result: EditResult) -> str:
         "## Calibration",
         "",
         f"Every recipe's strength climbs until perplexity leaves +{cal.guard:.0%} of {cal.baseline_perplexity:.2f}; the "
-        f"largest train share within that guard wins. Goal (a real move): {result.trait[1]} share > {cal.goal:.0%} "
+        f"largest train share within that guard wins. Goal (a real move): {result.trait.target} share > {cal.goal:.0%} "
         f"({'met' if cal.goal_met else 'NOT met within the guard: the furthest safe move is reported'}); readout `{cal.readout}`.",
         "",
         "| recipe | layers | alpha | target share | perplexity | ratio | guard | goal | off-target shift |",
