@@ -277,3 +277,15 @@ def test_a_model_steered_behind_assess_back_is_never_stored_or_memoised_as_plain
     fresh = assess(tiny, bank, readout="pmi")
     assert steered.dimensions["JP"].share_first != plain.dimensions["JP"].share_first
     assert plain.dimensions["JP"].share_first == fresh.dimensions["JP"].share_first
+
+
+def test_asking_for_hidden_states_leaves_the_model_untouched(tiny):
+    """transformers leaves recording hooks behind after ``output_hidden_states=True``; they change
+    no forward pass, so the model still counts as untouched (its scores stay storable), while a
+    steering hook does not."""
+    with torch.inference_mode():
+        tiny.fast_model(input_ids=torch.tensor([[5, 6, 7]]), output_hidden_states=True)
+    assert tiny.untouched()
+    with Steering(_vector(tiny, (1,)), 1.0, fold=False).attach(tiny):
+        assert not tiny.untouched()
+    assert tiny.untouched()

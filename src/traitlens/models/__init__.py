@@ -65,10 +65,19 @@ class LoadedModel:
         return f"blocks.{layer}.hook_{point}"
 
 
+# transformers installs these for good the first time hidden states or attentions are asked for;
+# they only record outputs while a capture is on and never change a forward pass.
+_RECORDING_HOOKS = "transformers.utils.output_capturing"
+
+
+def _hooks(hooks: dict) -> tuple:
+    return tuple(k for k, h in hooks.items() if getattr(h, "__module__", "") != _RECORDING_HOOKS)
+
+
 def _module_state(module) -> tuple:
     return (
         tuple((name, id(p)) for name, p in module.named_parameters()),
-        tuple((name, tuple(m._forward_hooks), tuple(m._forward_pre_hooks)) for name, m in module.named_modules()),
+        tuple((name, _hooks(m._forward_hooks), _hooks(m._forward_pre_hooks)) for name, m in module.named_modules()),
     )
 
 
