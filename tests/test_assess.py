@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def test_auto_readouts_are_chosen_on_the_train_items_never_on_those_reported(tin
     from traitlens.assess import api
 
     measured = []
+    monkeypatch.setattr(api, "_MEMO", OrderedDict())  # measured here, not read back
     real = api.measure_validity
     monkeypatch.setattr(
         api, "measure_validity", lambda s, items, *a, **k: measured.append(items) or real(s, items, *a, **k)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import threading
 import time
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -94,6 +96,7 @@ def test_assess_returns_four_shares_beside_the_unsteered_ones(client, monkeypatc
 
     api, _ = client
     measured = []
+    monkeypatch.setattr(assess_api, "_MEMO", OrderedDict())  # measured here, not read back
     real = assess_api.measure_validity
     monkeypatch.setattr(
         assess_api, "measure_validity", lambda s, items, *a, **k: measured.append(items) or real(s, items, *a, **k)
@@ -171,17 +174,7 @@ def test_an_abandoned_stream_leaves_the_model_free(client):
 
 def test_a_client_gone_mid_stream_frees_the_server(tiny, library, tmp_path):
     """Over real HTTP: read one event of /api/stream, hang up, then /api/generate still answers."""
-    import uvicorn
-
-    playground = Playground(tiny, load_library(library, tiny), tmp_path / "mixes")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(playground), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with _served(tiny, library, tmp_path) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             sock.sendall(b"GET /api/stream?prompt=Hello&max_new_tokens=200 HTTP/1.1\r\nHost: x\r\n\r\n")
             received = b""
@@ -198,6 +191,23 @@ def test_a_client_gone_mid_stream_frees_the_server(tiny, library, tmp_path):
             while chunk := sock.recv(4096):
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 200") and b"unsteered" in reply
+
+
+@contextlib.contextmanager
+def _served(tiny, library, tmp_path):
+    """A real uvicorn server for a fresh playground on a free local port; yields the port."""
+    import uvicorn
+
+    playground = Playground(tiny, load_library(library, tiny), tmp_path / "mixes")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(playground), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield port
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -221,19 +231,15 @@ def _browser_or_skip():
 
 def test_the_page_in_a_real_browser(tiny, library, tmp_path):
     chromium, driver = _browser_or_skip()
-    import uvicorn
+    with _served(tiny, library, tmp_path) as port:
+        _drive_the_page(chromium, driver, port, tmp_path)
+
+
+def _drive_the_page(chromium: str, driver: str, port: int, tmp_path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
-    playground = Playground(tiny, load_library(library, tiny), tmp_path / "mixes")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(playground), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
@@ -259,5 +265,3 @@ def test_the_page_in_a_real_browser(tiny, library, tmp_path):
         assert shot.stat().st_size > 10_000
     finally:
         browser.quit()
-        server.should_exit = True
-        thread.join(timeout=10)
