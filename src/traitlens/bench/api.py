@@ -133,13 +133,12 @@ def bench_json(
 
 def judge_cards(names: list[str], judges: Judges | None = None) -> dict[str, Any]:
     """Which judges scored these suites, and how far each agrees with labels it was not trained on."""
-    suites = build_suites(judges) if judges is not None else SUITES
+    judges = judges or Judges()
+    refusal = judges.detector or default_detector()
+    by_suite = {"jailbreak": refusal, "overrefusal": refusal, "toxicity": judges.toxicity or get_scorer(None)}
     cards: dict[str, Any] = {}
     for name in names:
-        suite = suites.get(name)
-        judge = getattr(suite, "detector", None) or (
-            (getattr(suite, "scorer", None) or get_scorer(None)) if name == "toxicity" else None
-        )
+        judge = by_suite.get(name)
         if judge is None:
             continue
         card = getattr(judge, "card", {})
