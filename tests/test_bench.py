@@ -488,3 +488,17 @@ def test_a_judge_can_be_checked_against_a_users_labels(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--check", "vibes", "--labels", str(path)])
     assert stop.value.code == 2
+
+
+def test_judge_cards_name_the_judges_of_the_run():
+    from traitlens.bench.api import Judges, judge_cards
+    from traitlens.bench.refusal import ClassifierRefusalDetector, PatternRefusalDetector
+
+    default = judge_cards(["jailbreak", "overrefusal", "toxicity", "privacy"])
+    assert set(default) == {"jailbreak", "overrefusal", "toxicity"}
+    classifier = ClassifierRefusalDetector()
+    assert default["jailbreak"]["judge"] == getattr(classifier, "name", "ClassifierRefusalDetector")
+    assert default["jailbreak"]["validation"] == classifier.card["validation"]
+    pattern = PatternRefusalDetector()
+    named = judge_cards(["overrefusal"], Judges(pattern))
+    assert named["overrefusal"]["judge"] == getattr(pattern, "name", "PatternRefusalDetector")
