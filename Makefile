@@ -36,7 +36,7 @@ probe:
 edit:
 	$(VENV)/bin/traitlens edit --trait $(TRAIT) --model $(MODEL)
 
-# All eight edit directions for the default model into vectors/: each compares the default recipes
+# All eight edit directions for the default model into results/vectors/: each compares the default recipes
 # on the train items (frontier.png) and reports the eval split and words32 against the persona
 # prompt (about 5 minutes each on a quiet 2-core machine; the safety suites are left to `make bench`
 # and `make paper`). The Machine-Mindset pairs join as a source when the public data is there.
@@ -49,7 +49,7 @@ vectors:
 		$(VENV)/bin/traitlens edit --trait $$t --model $(MODEL) --out runs/edit-$$t --no-bench $(PAIRS) \
 			--extra-items instruments/words32.jsonl || exit 1; \
 	done
-	$(PY) -m traitlens.steering.library vectors/$(MODEL)
+	$(PY) scripts/vector_library.py results/vectors/$(MODEL)
 
 # Safety suites on our samples; DATA=../shared/data for the public sets, LIMIT=N items per suite.
 DATA ?=
@@ -73,7 +73,7 @@ serve:
 # The shipped refusal and toxicity judges, rebuilt bit for bit from the public data.
 .PHONY: judges
 judges:
-	$(PY) -m traitlens.bench.train_judges --data $(or $(DATA),../shared/data)
+	$(PY) scripts/train_judges.py --data $(or $(DATA),../shared/data)
 
 # Speed, side by side, on the default model (about 23 minutes on 2 cores, 10 of them the Ray
 # workers comparison); refreshes benchmarks/RESULTS.md.

@@ -27,7 +27,7 @@ PROMPTS = [
     "How do you handle deadlines?",
     "What makes a good friend?",
 ]
-RESULTS_DIR = ROOT / "results"
+RESULTS_DIR = ROOT.parent / "results" / "benchmarks"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -60,7 +60,7 @@ def machine() -> dict:
 
 def prompt_batches(model, sizes=(1, 8)) -> dict:
     """``{"batch1": (ids, mask), "batch8": ...}``: chat-formatted, left-padded prompts."""
-    from traitlens.batching import pad_left
+    from traitlens.accel.batching import pad_left
     from traitlens.chat import chat_ids, chat_messages
 
     pad = model.tokenizer.pad_token_id

@@ -8,7 +8,7 @@ from _harness import model_spec, parser, print_rows, timer, write_result
 
 from traitlens import load_model
 from traitlens.assess import assess
-from traitlens.items import default_items
+from traitlens.instrument.items import default_items
 
 
 def main() -> None:

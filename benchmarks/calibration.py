@@ -1,8 +1,8 @@
 """Calibration (``traitlens edit --trait JP --no-bench``), side by side in one run: the reference
 (every curve point a full forward, every repeated scoring pass computed again: the path before
 the speed work) against the default, which computes the layers below each vector once per input
-and replays them for every strength (``traitlens.models.reuse``) and computes a pass the pipeline
-asks for twice once (``score_memo``); both bit-identical. Both arms start with empty memos. Reported: the whole edit's wall time, the frontier
+and replays them for every strength (``traitlens.accel.lower_layers``) and computes a pass the pipeline
+asks for twice once (``RunOptions.memo``); both bit-identical. Both arms start with empty memos. Reported: the whole edit's wall time, the frontier
 search's (the alpha curves, where the reuse acts), and whether both chose the same recipe, layer
 and alpha. The warm arm is the default path in a study: another trait's edit of the same model
 (``--warm-with``, default EI) has filled a fresh score store first, and the timed edit reads its
@@ -17,7 +17,6 @@ agreement with the default curve is reported too.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import tempfile
 import time
@@ -25,18 +24,17 @@ from pathlib import Path
 
 from _harness import model_spec, parser, print_rows, write_result
 
-import traitlens.assess.api as assess_api
-import traitlens.steering.edit as edit_module
-import traitlens.steering.frontier as frontier
+import traitlens.edit.frontier as frontier
 from traitlens import load_model
-from traitlens.assess.store import ScoreStore
-from traitlens.models.precision import cpu_has_bf16
-from traitlens.models.reuse import LowerLayers
-from traitlens.steering.edit import edit
+from traitlens.accel.precision import cpu_has_bf16
+from traitlens.edit.pipeline import edit
+from traitlens.memo import ScoreStore
+from traitlens.options import RunOptions
 
 
-def _arm(model, trait: str, reuse: bool, recipes, store: ScoreStore | bool = False, fast: bool = False) -> dict:
-    assess_api._MEMO.clear()  # priors and validity: both arms compute them from nothing
+def _arm(model, trait: str, reuse: bool, recipes, store: ScoreStore | None = None, fast: bool = False) -> dict:
+    """One edit; ``reuse=False`` is the reference: no memo, no lower-layer replay."""
+    options = RunOptions.cached(store, fast=fast) if reuse else RunOptions(fast=fast, reuse_layers=False)
     timings: dict[str, float] = {}
     search = frontier.search_frontier
 
@@ -48,17 +46,13 @@ def _arm(model, trait: str, reuse: bool, recipes, store: ScoreStore | bool = Fal
         finally:
             timings["frontier_search"] = time.perf_counter() - start
 
-    active, memo = LowerLayers.active, edit_module.score_memo
     frontier.search_frontier = timed_search
-    if not reuse:
-        LowerLayers.active = lambda self: contextlib.nullcontext(self)
-        edit_module.score_memo = contextlib.nullcontext
     try:
         start = time.perf_counter()
-        result = edit(model, trait, recipes=recipes, score_store=store, fast=fast)
+        result = edit(model, trait, recipes=recipes, options=options)
         timings["edit"] = time.perf_counter() - start
     finally:
-        frontier.search_frontier, LowerLayers.active, edit_module.score_memo = search, active, memo
+        frontier.search_frontier = search
     chosen = result.calibration.chosen
     return timings | {
         "recipe": result.recipe.name,

@@ -7,7 +7,7 @@ import torch
 from _harness import model_spec, parser, print_rows, timer, write_result
 
 from traitlens import load_model
-from traitlens.batching import batched, pad_right
+from traitlens.accel.batching import batched, pad_right
 from traitlens.probe.api import default_contrast
 from traitlens.probe.collect import collect, encode_side
 
@@ -38,7 +38,7 @@ def main() -> None:
     def plain_hf():
         with torch.inference_mode():
             for ids in batches:
-                model.fast_model(ids, logits_to_keep=1)
+                model.hf_model(ids, logits_to_keep=1)
 
     def unfiltered_cache():
         with torch.inference_mode():

@@ -17,10 +17,10 @@ import torch
 from _harness import PROMPTS, model_spec, parser, print_rows, write_result
 
 from traitlens import load_model
-from traitlens.batching import pad_left
+from traitlens.accel.batching import pad_left
+from traitlens.accel.decoding import compiled_greedy, greedy, speculative_greedy
+from traitlens.accel.precision import cpu_has_bf16
 from traitlens.chat import chat_ids, chat_messages
-from traitlens.decoding import compiled_greedy, greedy, speculative_greedy
-from traitlens.models.precision import cpu_has_bf16
 from traitlens.steering import Steering, SteeringVector
 from traitlens.steering.inject import load_intervention
 
@@ -45,7 +45,7 @@ def weight_bytes(module) -> int:
 
 
 def _steering(model) -> Steering:
-    path = ROOT / "vectors" / model.name / "JP"
+    path = ROOT / "results" / "vectors" / model.name / "JP"
     if (path / "vector.safetensors").is_file():
         return load_intervention(path, model)
     g = torch.Generator().manual_seed(0)
@@ -73,7 +73,7 @@ def main() -> None:
 
     def hf(model, ids, mask):
         with torch.inference_mode():
-            out = model.fast_model.generate(
+            out = model.hf_model.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 max_new_tokens=n,
@@ -85,22 +85,22 @@ def main() -> None:
 
     variants = {
         "hf_eager": lambda ids, mask: hf(fp32, ids, mask),
-        "loop": lambda ids, mask: greedy(fp32.fast_model, ids, mask, n, [], pad),
-        "compiled": lambda ids, mask: compiled_greedy(fp32.fast_model, ids, mask, n, [], pad),
+        "loop": lambda ids, mask: greedy(fp32.hf_model, ids, mask, n, [], pad),
+        "compiled": lambda ids, mask: compiled_greedy(fp32.hf_model, ids, mask, n, [], pad),
     }
     one_row = {}  # batch 1 only: the float32 model verifies what its bfloat16 copy drafts
     if bf16 is not None:
-        variants["bf16_loop"] = lambda ids, mask: greedy(bf16.fast_model, ids, mask, n, [], pad)
-        variants["bf16_compiled"] = lambda ids, mask: compiled_greedy(bf16.fast_model, ids, mask, n, [], pad)
+        variants["bf16_loop"] = lambda ids, mask: greedy(bf16.hf_model, ids, mask, n, [], pad)
+        variants["bf16_compiled"] = lambda ids, mask: compiled_greedy(bf16.hf_model, ids, mask, n, [], pad)
         one_row["speculative"] = lambda ids, mask: [
-            speculative_greedy(fp32.fast_model, bf16.fast_model, ids[0].tolist(), n, [])
+            speculative_greedy(fp32.hf_model, bf16.hf_model, ids[0].tolist(), n, [])
         ]
     batches = {"batch1": [pad_left([q], pad) for q in prompts[: args.prompts]], "batch8": [pad_left(prompts[:8], pad)]}
     steer32 = _steering(fp32)
     bandwidth = read_bandwidth(64 if args.quick else 1024)
-    bound = {"fp32": bandwidth / weight_bytes(fp32.fast_model)}
+    bound = {"fp32": bandwidth / weight_bytes(fp32.hf_model)}
     if bf16 is not None:
-        bound["bf16"] = bandwidth / weight_bytes(bf16.fast_model)
+        bound["bf16"] = bandwidth / weight_bytes(bf16.hf_model)
     results = {}
     with steer32.attach(fp32), _steering(bf16).attach(bf16) if bf16 is not None else nullcontext():
         for key, inputs in batches.items():
@@ -161,7 +161,7 @@ def main() -> None:
         {
             "new_tokens": n,
             "read_bandwidth_gb_s": bandwidth / 1e9,
-            "weight_mb": {name: weight_bytes(m.fast_model) / 1e6 for name, m in (("fp32", fp32), ("bf16", bf16)) if m},
+            "weight_mb": {name: weight_bytes(m.hf_model) / 1e6 for name, m in (("fp32", fp32), ("bf16", bf16)) if m},
             "bound_tok_s": bound,
             "steering": steer32.describe(),
             **results,

@@ -43,7 +43,7 @@ def ensure_venv() -> Path:
 
 def pick_vector(model, quick: bool) -> SteeringVector:
     # The J->P vector: `make edit TRAIT=JP` is the main entry point, and its alpha moves the text.
-    shipped = ROOT.parent / "vectors" / "smollm2-135m-instruct" / "JP"
+    shipped = ROOT.parent / "results" / "vectors" / "smollm2-135m-instruct" / "JP"
     if not quick and (shipped / "meta.json").is_file():
         return load_vector(shipped)
     g = torch.Generator().manual_seed(0)
@@ -79,7 +79,7 @@ def ours(model, vector, alpha, batches, n, fold, engine="generate") -> dict:
     """One round: a warm-up and one timed generation per batch (rounds repeat it); ``engine``:
     Hugging Face ``generate``, traitlens' own decoding ``loop`` (its default), or the opt-in
     ``compiled`` step."""
-    from traitlens.decoding import compiled_greedy, greedy
+    from traitlens.accel.decoding import compiled_greedy, greedy
 
     out = {}
     pad = model.tokenizer.pad_token_id
@@ -87,10 +87,10 @@ def ours(model, vector, alpha, batches, n, fold, engine="generate") -> dict:
 
     def run(ids, mask):
         if engine == "loop":
-            return greedy(model.fast_model, ids, mask, n, [], pad)
+            return greedy(model.hf_model, ids, mask, n, [], pad)
         if engine == "compiled":
-            return compiled_greedy(model.fast_model, ids, mask, n, [], pad)
-        return model.fast_model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, ids.shape[1] :].tolist()
+            return compiled_greedy(model.hf_model, ids, mask, n, [], pad)
+        return model.hf_model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, ids.shape[1] :].tolist()
 
     for key, (ids, mask) in batches.items():
         with apply_steering(model, vector, alpha, fold=fold), torch.inference_mode():
@@ -133,10 +133,10 @@ def llamacpp_round(model, vector, alpha, batches, args) -> dict:
 
 def write_job(model, vector, layer, alpha, batches, args, tmp: str) -> Path:
     """The weights and the vector as plain files, for a process that cannot import traitlens."""
-    state = {k: v.contiguous() for k, v in model.fast_model.state_dict().items() if k != "lm_head.weight"}
+    state = {k: v.contiguous() for k, v in model.hf_model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, f"{tmp}/weights.safetensors")
     job = {
-        "config": config_dict(model.fast_model.config),
+        "config": config_dict(model.hf_model.config),
         "weights": f"{tmp}/weights.safetensors",
         "layer": layer,
         "vector": vector.offsets[layer].tolist(),

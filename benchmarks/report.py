@@ -1,4 +1,4 @@
-"""Refresh benchmarks/RESULTS.md from benchmarks/results/*.json (full runs, not --quick)."""
+"""Refresh benchmarks/RESULTS.md from results/benchmarks/*.json (full runs, not --quick)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ HEADER = """# Benchmark results
 
 Produced by `make perf` (each part alone: `python benchmarks/<name>.py`). Every table compares
 things measured in the same run; absolute times on a shared 2-core machine are noise, the ratios
-are the result. Regenerated from `benchmarks/results/*.json` by `python benchmarks/report.py`;
+are the result. Regenerated from `results/benchmarks/*.json` by `python benchmarks/report.py`;
 the notes under each table are written by hand after reading the numbers.
 """
 

@@ -36,7 +36,7 @@ def main() -> None:
         handle = apply_steering(model, vector, 1.0, **steer_kwargs) if steer else None
         try:
             with torch.inference_mode():
-                model.fast_model.generate(
+                model.hf_model.generate(
                     input_ids=ids,
                     attention_mask=mask,
                     max_new_tokens=n,

@@ -39,7 +39,7 @@ def main() -> None:
     from traitlens.study import execute, load_spec
 
     model = "tiny" if args.quick else (args.model or "smollm2-135m-instruct")
-    vectors = ROOT.parent / ("studies/vectors" if model == "tiny" else "vectors")
+    vectors = ROOT.parent / "results" / "vectors"
     sizes = {"privacy": 6, "jailbreak": 3} if args.quick else {"privacy": 20, "jailbreak": 6}
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,9 +16,10 @@ from _harness import model_spec, parser, print_rows, write_result
 
 import traitlens.bench.common as common
 from traitlens import load_model
+from traitlens.accel.precision import cpu_has_bf16
 from traitlens.bench import run_suites
 from traitlens.generation import generate
-from traitlens.models.precision import cpu_has_bf16
+from traitlens.options import RunOptions
 
 SUITES = ("jailbreak", "overrefusal", "toxicity", "leakage")
 
@@ -44,7 +45,7 @@ def timed(model, limit, data, fast=False, engine="loop", suites=SUITES):
     common.generate = functools.partial(generate, engine=engine)  # which engine the suites decode with
     try:
         start = time.perf_counter()
-        results = run_suites(model, suites, None, data, limit, fast=fast)
+        results = run_suites(model, suites, None, data, limit, options=RunOptions(fast=fast))
         return time.perf_counter() - start, results
     finally:
         common.generate = original

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from traitlens.personas import PERSONAS
+from traitlens.instrument.personas import PERSONAS
 
 
 class PlantedScorer:

@@ -27,5 +27,5 @@ def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> No
 def plain_loglik(model, prompt: list[int], answer: list[int]) -> float:
     """Reference: mean log-likelihood of ``answer`` after ``prompt`` in one unpadded, uncached forward."""
     with torch.inference_mode():
-        logits = model.fast_model(input_ids=torch.tensor([prompt + answer])).logits[0].float().log_softmax(-1)
+        logits = model.hf_model(input_ids=torch.tensor([prompt + answer])).logits[0].float().log_softmax(-1)
     return float(torch.stack([logits[len(prompt) - 1 + j, t] for j, t in enumerate(answer)]).mean())

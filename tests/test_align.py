@@ -39,7 +39,7 @@ def test_two_steps_on_tiny_save_a_loadable_model_that_differs(tmp_path, files):
     assert tuned.n_layers == base.n_layers
     differs = any(
         not torch.equal(a, b)
-        for a, b in zip(base.fast_model.state_dict().values(), tuned.fast_model.state_dict().values(), strict=True)
+        for a, b in zip(base.hf_model.state_dict().values(), tuned.hf_model.state_dict().values(), strict=True)
     )
     assert differs
     assert not list((tmp_path / "out").glob(".*partial*"))
@@ -96,8 +96,8 @@ def test_a_model_without_decoder_layers_cannot_be_trained():
 
 
 def test_neutral_set_is_topped_up_with_traitlens_own(tmp_path):
-    from traitlens.align import _neutral
     from traitlens.align.neutral import builtin_instructions
+    from traitlens.align.study import _neutral
 
     path = tmp_path / "neutral.json"
     path.write_text(json.dumps({"instructions": [f"Name a colour, number {i}." for i in range(12)]}))

@@ -141,7 +141,7 @@ def test_cli_assess_with_a_vector_runs(tiny, tmp_path):
 
 
 def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
-    from traitlens.steering.library import write_library_readme
+    from vector_library import write_library_readme
 
     root = tmp_path / "vectors" / "tiny"
     summary = {"layer": 2, "alpha": 0.2, "before_share": 0.4, "after_share": 0.55, "perplexity_change": 0.1}

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import OrderedDict
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from traitlens.assess.sampling import parse_answer, run_sample
 from traitlens.assess.scorer import ModelScorer
 from traitlens.assess.stats import bootstrap_ci, fleiss_kappa
 from traitlens.assess.validity import CONTENT_FREE_QUESTIONS, PRIOR_QUESTIONS, measure_validity
-from traitlens.items import DIMENSIONS, Item, Option, default_items
+from traitlens.instrument.items import DIMENSIONS, Item, Option, default_items
 from traitlens.steering import SteeringVector, apply_steering
 
 EVAL = list(default_items().select("eval"))
@@ -131,7 +130,6 @@ def test_auto_readouts_are_chosen_on_the_train_items_never_on_those_reported(tin
     from traitlens.assess import api
 
     measured = []
-    monkeypatch.setattr(api, "_MEMO", OrderedDict())  # measured here, not read back
     real = api.measure_validity
     monkeypatch.setattr(
         api, "measure_validity", lambda s, items, *a, **k: measured.append(items) or real(s, items, *a, **k)
@@ -179,7 +177,7 @@ def test_agreement_between_two_instruments(tiny):
 
 
 def _swap_poles(bank):
-    from traitlens.items import ItemBank
+    from traitlens.instrument.items import ItemBank
 
     swap = {"E": "I", "I": "E", "J": "P", "P": "J", "S": "N", "N": "S", "T": "F", "F": "T"}
     items = [
@@ -398,7 +396,7 @@ def test_a_length_unbalanced_instrument_is_assessed_with_a_warning(tiny):
         )
         for k in range(4)
     ]
-    from traitlens.items import ItemBank
+    from traitlens.instrument.items import ItemBank
 
     result = assess(tiny, ItemBank(tuple(lopsided), "lopsided"), readout="pmi")
     assert any("length-unbalanced" in w and w.startswith("options") for w in result.warnings)

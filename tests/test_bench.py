@@ -399,8 +399,7 @@ def test_make_judges_rebuilds_the_shipped_judges(tmp_path):
     """The rebuild gives the shipped weights to float rounding (BLAS kernels differ between CPUs,
     so bits may not) and the same cards apart from the weights' checksum."""
     from safetensors.torch import load_file
-
-    from traitlens.bench.train_judges import main
+    from train_judges import main
 
     main(["--data", str(DATA), "--out", str(tmp_path)])
     shipped = Path(str(resources.files("traitlens.data") / "judges"))
@@ -430,7 +429,7 @@ def test_make_judges_rebuilds_the_shipped_judges(tmp_path):
     ],
 )
 def test_labelled_reply_files_are_checked(tmp_path, text, message):
-    from traitlens.bench.train_judges import read_labelled_replies
+    from train_judges import read_labelled_replies
 
     path = _write(tmp_path / "labels.csv", text)
     with pytest.raises(TraitlensError, match=message):
@@ -473,7 +472,7 @@ def test_every_suite_reports_its_minimum_detectable_difference():
 
 
 def test_a_judge_can_be_checked_against_a_users_labels(tmp_path, capsys):
-    from traitlens.bench.train_judges import main
+    from train_judges import main
 
     path = _write(
         tmp_path / "mine.jsonl",

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from traitlens.batching import pad_left
-from traitlens.decoding import greedy
+from traitlens.accel.batching import pad_left
+from traitlens.accel.decoding import Levers, greedy
 from traitlens.generation import generate
 from traitlens.steering import Steering, SteeringVector
 
@@ -24,7 +24,7 @@ def _reference(model, prompts, max_new_tokens, stops):
     pad = model.tokenizer.pad_token_id
     ids, mask = pad_left(prompts, pad)
     with torch.inference_mode():
-        out = model.fast_model.generate(
+        out = model.hf_model.generate(
             input_ids=ids,
             attention_mask=mask,
             max_new_tokens=max_new_tokens,
@@ -41,11 +41,11 @@ def _reference(model, prompts, max_new_tokens, stops):
 
 def test_loop_matches_generate_with_rows_that_end_early(tiny):
     prompts = _prompts()
-    free = greedy(tiny.fast_model, *pad_left(prompts, tiny.tokenizer.pad_token_id), 12, [-1], 0)
+    free = greedy(tiny.hf_model, *pad_left(prompts, tiny.tokenizer.pad_token_id), 12, [-1], 0)
     # stop tokens the model actually emits, so some rows end early and others run on
     common = {row[3] for row in free} | {row[6] for row in free}
     stops = sorted(common)[:2]
-    ours = greedy(tiny.fast_model, *pad_left(prompts, tiny.tokenizer.pad_token_id), 12, stops, 0)
+    ours = greedy(tiny.hf_model, *pad_left(prompts, tiny.tokenizer.pad_token_id), 12, stops, 0)
     assert ours == _reference(tiny, prompts, 12, set(stops))
     assert len({len(r) for r in ours}) > 1  # the check covered early endings
 
@@ -70,7 +70,7 @@ def test_steered_loop_matches_steered_generate(tiny, positions):
 def test_bucketing_keeps_the_order_of_prompts(tiny):
     prompts = _prompts(7, seed=2)
     alone = [generate(tiny, [p], max_new_tokens=6)[0].new_ids for p in prompts]
-    bucketed = generate(tiny, prompts, max_new_tokens=6, batch_size=3, bucket=True, compact=True)
+    bucketed = generate(tiny, prompts, max_new_tokens=6, batch_size=3, levers=Levers(bucket=True, compact=True))
     assert [g.prompt_ids for g in bucketed] == prompts
     same = sum(a == b.new_ids for a, b in zip(alone, bucketed, strict=True))
     assert same >= len(prompts) - 1  # batching may flip a near-tie, not the order
@@ -79,7 +79,7 @@ def test_bucketing_keeps_the_order_of_prompts(tiny):
 def test_stop_rule_ends_rows_early(tiny):
     prompts = _prompts(4, seed=3)
     full = generate(tiny, prompts, max_new_tokens=12)
-    cut = generate(tiny, prompts, max_new_tokens=12, stop_when=lambda ids: ids[0] % 2 == 0)
+    cut = generate(tiny, prompts, max_new_tokens=12, levers=Levers(stop_when=lambda ids: ids[0] % 2 == 0))
     for a, b in zip(full, cut, strict=True):
         if a.new_ids[0] % 2 == 0:
             assert b.new_ids == a.new_ids[:4]  # checked every 4 tokens
@@ -91,7 +91,7 @@ def test_stop_rule_ends_rows_early(tiny):
 def cheap_calls(monkeypatch):
     """The prefill planner told a forward call costs a few tokens' time: on the tiny model's
     short prompts a shared prefix of a few tokens then pays for its call."""
-    import traitlens.decoding.plan as plan
+    import traitlens.accel.decoding.plan as plan
 
     monkeypatch.setattr(plan, "CALL_COST", 12)
 
@@ -106,11 +106,13 @@ def test_a_shared_prefix_runs_once_and_decodes_the_same(tiny, positions, cheap_c
     steering = Steering(_vector(tiny), 1.0, positions=positions) if positions else None
     plain = generate(tiny, prompts, max_new_tokens=10, batch_size=5, steering=steering)
     calls = []
-    handle = tiny.fast_model.register_forward_pre_hook(
+    handle = tiny.hf_model.register_forward_pre_hook(
         lambda m, a, k: calls.append(k["input_ids"].shape), with_kwargs=True
     )
     try:
-        shared = generate(tiny, prompts, max_new_tokens=10, batch_size=5, steering=steering, share_prefix=True)
+        shared = generate(
+            tiny, prompts, max_new_tokens=10, batch_size=5, steering=steering, levers=Levers(share_prefix=True)
+        )
     finally:
         handle.remove()
     assert calls[0] == (1, len(head))  # the prefix, once
@@ -129,13 +131,13 @@ def test_parts_prefill_apart_and_decode_as_one_batch(tiny, positions, cheap_call
     steering = Steering(_vector(tiny), 1.0, positions=positions) if positions else None
     plain = generate(tiny, prompts, max_new_tokens=10, batch_size=7, steering=steering)
     widths = []
-    handle = tiny.fast_model.register_forward_pre_hook(
+    handle = tiny.hf_model.register_forward_pre_hook(
         lambda m, a, k: widths.append(tuple(k["input_ids"].shape)), with_kwargs=True
     )
     try:
         merged = generate(
-            tiny, prompts, max_new_tokens=10, batch_size=7, steering=steering, share_prefix=True, prefill_size=3,
-            compact=True,
+            tiny, prompts, max_new_tokens=10, batch_size=7, steering=steering,
+            levers=Levers(share_prefix=True, prefill_size=3, compact=True),
         )  # fmt: skip
     finally:
         handle.remove()
@@ -149,23 +151,23 @@ def test_parts_prefill_apart_and_decode_as_one_batch(tiny, positions, cheap_call
 
 def test_levers_refuse_paths_they_do_not_apply_to(tiny):
     with pytest.raises(ValueError, match="greedy"):
-        generate(tiny, _prompts(2), max_new_tokens=4, temperature=0.7, compact=True)
+        generate(tiny, _prompts(2), max_new_tokens=4, temperature=0.7, levers=Levers(compact=True))
     with pytest.raises(ValueError, match="engine"):
         generate(tiny, _prompts(2), max_new_tokens=4, engine="turbo")
     with pytest.raises(ValueError, match="prefill_size"):
-        generate(tiny, _prompts(2), max_new_tokens=4, share_prefix=True, prefill_size=0)
+        Levers(share_prefix=True, prefill_size=0)
 
 
 def test_bfloat16_casts_the_fast_path_only():
     from traitlens import load_model
-    from traitlens.models.precision import cpu_has_bf16
+    from traitlens.accel.precision import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("no native bfloat16 on this CPU")
     model = load_model("tiny", dtype="bfloat16")
     assert model.dtype == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in model.bridge.parameters())
-    fm = model.fast_model
+    fm = model.hf_model
     assert fm.lm_head.weight is fm.model.embed_tokens.weight or not fm.config.tie_word_embeddings
     steering = Steering(_vector(model), 1.0)
     out = generate(model, _prompts(3), max_new_tokens=5, steering=steering)
@@ -177,8 +179,8 @@ def test_bfloat16_casts_the_fast_path_only():
     [("float64", "cpu", "unknown dtype"), ("float16", "cpu", "GPUs only"), ("bfloat16", "cuda", "no CUDA")],
 )
 def test_dtypes_that_cannot_run_are_refused(name, device, message):
+    from traitlens.accel.precision import check_dtype
     from traitlens.errors import TraitlensError
-    from traitlens.models.precision import check_dtype
 
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("a GPU is present")
@@ -201,10 +203,11 @@ def test_refusal_decided_needs_an_opener_and_the_judges_verdict():
 
 def test_fast_suites_run_and_agree_on_the_tiny_model(tiny):
     from traitlens.bench import run_suites
+    from traitlens.options import RunOptions
 
     names = ["overrefusal", "jailbreak"]
     slow = run_suites(tiny, names, None, None, 6)
-    fast = run_suites(tiny, names, None, None, 6, fast=True)
+    fast = run_suites(tiny, names, None, None, 6, options=RunOptions(fast=True))
     for name in names:
         assert fast[name].n == slow[name].n
     # a random model never opens with a refusal: nothing stops early, so verdicts can only
@@ -216,11 +219,11 @@ def test_fast_suites_run_and_agree_on_the_tiny_model(tiny):
 def test_fast_decoding_batches_group_prompts_by_length_then_by_tokens():
     """Each decoding batch holds the prompts nearest in length (every row attends over the
     longest one's width), in token order inside (prompts that start alike prefill together)."""
-    from traitlens.bench.common import _decoding_batches
+    from traitlens.accel.suites import decoding_batches
 
     g = torch.Generator().manual_seed(5)
     prompts = [torch.randint(5, 9, (int(n),), generator=g).tolist() for n in torch.randint(1, 40, (23,), generator=g)]
-    batches = _decoding_batches(prompts, 8)
+    batches = decoding_batches(prompts, 8)
     assert sorted(k for b in batches for k in b) == list(range(len(prompts)))
     assert [len(b) for b in batches] == [8, 8, 7]
     for low, high in zip(batches, batches[1:], strict=False):
@@ -282,7 +285,7 @@ def test_cli_refuses_a_dtype_it_cannot_run(command, tmp_path):
 def test_roomy_layer_holds_what_a_dynamic_layer_holds():
     from transformers.cache_utils import DynamicLayer
 
-    from traitlens.decoding.kvcache import RoomyLayer
+    from traitlens.accel.decoding.kvcache import RoomyLayer
 
     g = torch.Generator().manual_seed(0)
     first = torch.randn(3, 2, 5, 4, generator=g)
@@ -305,10 +308,10 @@ def test_roomy_layer_holds_what_a_dynamic_layer_holds():
 def test_a_roomy_cache_decodes_the_same_tokens(tiny):
     prompts = _prompts(6, seed=13)
     ids, mask = pad_left(prompts, tiny.tokenizer.pad_token_id)
-    from traitlens.decoding import greedy_parts
+    from traitlens.accel.decoding import greedy_parts
 
-    plain = greedy_parts(tiny.fast_model, [((), ids, mask)], 10, [], 0)
-    roomy = greedy_parts(tiny.fast_model, [((), ids, mask)], 10, [], 0, roomy=True, compact=True)
+    plain = greedy_parts(tiny.hf_model, [((), ids, mask)], 10, [], 0)
+    roomy = greedy_parts(tiny.hf_model, [((), ids, mask)], 10, [], 0, roomy=True, compact=True)
     assert plain == roomy
 
 
@@ -318,7 +321,7 @@ def _plan_cost(parts, call_cost):
 
 def _best_cost(prompts, size, call_cost):
     """The least cost over every split into contiguous groups, each with or without its prefix."""
-    from traitlens.batching import shared_prefix
+    from traitlens.accel.batching import shared_prefix
 
     best = [0.0] + [float("inf")] * len(prompts)
     for end in range(1, len(prompts) + 1):
@@ -337,7 +340,7 @@ def _best_cost(prompts, size, call_cost):
 def test_the_prefill_plan_is_the_cheapest_split(seed):
     """Against brute force over every contiguous split: the plan's modelled cost is the least,
     its parts keep the prompts' order and tokens, and no part exceeds the size."""
-    from traitlens.decoding.plan import plan_parts
+    from traitlens.accel.decoding.plan import plan_parts
 
     g = torch.Generator().manual_seed(seed)
     heads = [torch.randint(5, 50, (int(n),), generator=g).tolist() for n in torch.randint(0, 30, (3,), generator=g)]
@@ -359,7 +362,7 @@ def test_the_prefill_plan_keeps_small_groups_together():
     """Pairs of prompts that share a few dozen tokens each (one goal's words after a chat
     template) do not each pay two calls: with the measured call cost they prefill as one part,
     sharing only the template; prompts with a long common template get their own part."""
-    from traitlens.decoding.plan import plan_parts
+    from traitlens.accel.decoding.plan import plan_parts
 
     system = list(range(100, 125))
     pairs = [system + [200 + k] * 10 + [k, k + 1] for k in range(8)]
@@ -374,18 +377,18 @@ def test_the_prefill_plan_keeps_small_groups_together():
 def test_parts_that_cannot_merge_decode_apart_from_their_one_prefill(tiny, monkeypatch):
     """A cache that cannot be merged (a sliding-window layer keeps only its window) decodes part
     by part, from the prefill it already has: no prompt is run twice."""
-    import traitlens.decoding.loop as loop
+    import traitlens.accel.decoding.loop as loop
 
     prompts = _prompts(5, seed=14)
     parts = [((), *pad_left(prompts[:3], 0)), ((), *pad_left(prompts[3:], 0))]
-    merged = loop.greedy_parts(tiny.fast_model, parts, 8, [], 0, roomy=True)
+    merged = loop.greedy_parts(tiny.hf_model, parts, 8, [], 0, roomy=True)
     monkeypatch.setattr(loop, "_merge", lambda *a: None)
     widths = []
-    handle = tiny.fast_model.register_forward_pre_hook(
+    handle = tiny.hf_model.register_forward_pre_hook(
         lambda m, a, k: widths.append(k["input_ids"].shape[1]), with_kwargs=True
     )
     try:
-        apart = loop.greedy_parts(tiny.fast_model, parts, 8, [], 0, roomy=True)
+        apart = loop.greedy_parts(tiny.hf_model, parts, 8, [], 0, roomy=True)
     finally:
         handle.remove()
     assert sum(1 for w in widths if w > 1) == 2  # one prefill per part
@@ -396,8 +399,8 @@ def test_parts_that_cannot_merge_decode_apart_from_their_one_prefill(tiny, monke
 def test_compaction_moves_only_the_rows_above_the_new_batch_into_the_holes():
     from transformers.cache_utils import DynamicLayer
 
-    from traitlens.decoding.kvcache import RoomyLayer
-    from traitlens.decoding.loop import _fill_holes
+    from traitlens.accel.decoding.kvcache import RoomyLayer
+    from traitlens.accel.decoding.loop import _fill_holes
 
     done = torch.tensor([False, True, False, False, True, False])
     keep = _fill_holes(done)
@@ -415,14 +418,14 @@ def test_compaction_moves_only_the_rows_above_the_new_batch_into_the_holes():
 
 
 def test_compacting_a_roomy_cache_as_rows_finish_decodes_the_same_tokens(tiny):
-    from traitlens.decoding import greedy_parts
+    from traitlens.accel.decoding import greedy_parts
 
     ids, mask = pad_left(_prompts(8, seed=21), tiny.tokenizer.pad_token_id)
     rule = lambda tokens: len(tokens) >= 2 and tokens[-1] % 3 == 0  # noqa: E731  rows end at different steps
-    plain = greedy_parts(tiny.fast_model, [((), ids, mask)], 12, [], 0, stop_when=rule, check_every=1)
+    plain = greedy_parts(tiny.hf_model, [((), ids, mask)], 12, [], 0, stop_when=rule, check_every=1)
     assert len({len(row) for row in plain}) > 1 and min(map(len, plain)) < 12
     roomy = greedy_parts(
-        tiny.fast_model, [((), ids, mask)], 12, [], 0, stop_when=rule, check_every=1, roomy=True, compact=True
+        tiny.hf_model, [((), ids, mask)], 12, [], 0, stop_when=rule, check_every=1, roomy=True, compact=True
     )
     assert roomy == plain
 
@@ -430,7 +433,7 @@ def test_compacting_a_roomy_cache_as_rows_finish_decodes_the_same_tokens(tiny):
 def test_candidate_head_picks_the_full_products_argmax():
     """The bfloat16 ranking's top candidates, scored again in float32, give the full product's
     argmax (with a bias too), and a change to the weights rebuilds the bfloat16 copy."""
-    from traitlens.decoding.head import CandidateHead
+    from traitlens.accel.decoding.head import CandidateHead
 
     torch.manual_seed(0)
     head = torch.nn.Linear(64, 3000, bias=True)
@@ -443,17 +446,17 @@ def test_candidate_head_picks_the_full_products_argmax():
 
 
 def test_candidate_head_decodes_the_same_tokens(tiny):
-    from traitlens.decoding import greedy_parts
-    from traitlens.decoding.head import candidate_head
+    from traitlens.accel.decoding import greedy_parts
+    from traitlens.accel.decoding.head import candidate_head
 
-    assert candidate_head(tiny.fast_model) is not None
+    assert candidate_head(tiny.hf_model) is not None
     prompts = _prompts(6, seed=21)
     parts = [((), *pad_left(prompts, 0))]
-    plain = greedy_parts(tiny.fast_model, parts, 10, [], 0)
+    plain = greedy_parts(tiny.hf_model, parts, 10, [], 0)
     calls = []
-    handle = tiny.fast_model.get_output_embeddings().register_forward_hook(lambda *a: calls.append(1))
+    handle = tiny.hf_model.get_output_embeddings().register_forward_hook(lambda *a: calls.append(1))
     try:
-        picked = greedy_parts(tiny.fast_model, parts, 10, [], 0, candidates=True)
+        picked = greedy_parts(tiny.hf_model, parts, 10, [], 0, candidates=True)
     finally:
         handle.remove()
     assert picked == plain
@@ -461,7 +464,7 @@ def test_candidate_head_decodes_the_same_tokens(tiny):
 
 
 def test_candidate_head_is_skipped_for_a_low_precision_head():
-    from traitlens.decoding.head import candidate_head
+    from traitlens.accel.decoding.head import candidate_head
 
     model = torch.nn.Module()
     model.get_output_embeddings = lambda: torch.nn.Linear(8, 16).to(torch.bfloat16)

@@ -6,13 +6,13 @@ import pytest
 import torch
 from helpers import assert_clean_error, run_cli
 
+from traitlens.edit.calibrate import CurvePoint, best_within_guard, climb
+from traitlens.edit.frontier import pareto, search_frontier
+from traitlens.edit.pipeline import edit
+from traitlens.edit.recipe import parse_recipe, parse_recipes, recipe_layers
+from traitlens.edit.report import write_edit_outputs
 from traitlens.errors import TraitlensError
 from traitlens.steering.artifact import load_vector
-from traitlens.steering.calibrate import CurvePoint, best_within_guard, climb
-from traitlens.steering.edit import edit
-from traitlens.steering.frontier import pareto, search_frontier
-from traitlens.steering.recipe import parse_recipe, parse_recipes, recipe_layers
-from traitlens.steering.report import write_edit_outputs
 from traitlens.steering.vector import SteeringVector
 
 
@@ -173,7 +173,7 @@ def test_edit_frontier_on_tiny_ships_the_winning_recipe(tiny, tmp_path):
     """Several recipes (a band, a norm-preserving mode, a persona source) climb on the train items;
     the shipped vector is the winner's, with its recipe in meta.json, and loading it applies the
     recipe's mode; the persona-prompt baseline and an extra instrument are reported."""
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
     from traitlens.steering.inject import load_intervention
 
     extra = {"bank-again": default_items().select("eval")}

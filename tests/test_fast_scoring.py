@@ -1,4 +1,4 @@
-"""The opt-in fast scoring path (``fast_scoring``, ``edit --fast``): the same numbers as a plain
+"""The opt-in fast scoring path (``RunOptions(fast=True)``, ``edit --fast``): the same numbers as a plain
 forward to float32 rounding, a shared prefix run once, its own memo keys, and a guard for
 models whose logits are not the unembedding of the final norm."""
 
@@ -11,10 +11,14 @@ import pytest
 import torch
 from helpers import plain_loglik
 
-from traitlens.assess.scorer import ModelScorer, fast_scoring, fast_scoring_on, score_memo
-from traitlens.models.reuse import expanded
+from traitlens.accel.lower_layers import expanded
+from traitlens.accel.scoring import unembedding_outside
+from traitlens.assess.scorer import ModelScorer
+from traitlens.memo import ScoreMemo
+from traitlens.options import RunOptions
 from traitlens.steering import SteeringVector, apply_steering
 
+FAST = RunOptions(fast=True)
 HEADER = list(range(3, 33))  # 30 tokens every prompt starts with, like a chat template's system turn
 
 
@@ -50,7 +54,7 @@ def test_fast_continuations_equal_a_plain_forward(tiny, fold, monkeypatch):
     )
     shapes = _forward_shapes(monkeypatch)
     with apply_steering(tiny, vector, 1.0, fold=fold) if fold is not None else nullcontext():
-        got = ModelScorer(tiny, batch_size=2, fast=True).continuation_logprobs(prompts, answers)
+        got = ModelScorer(tiny, batch_size=2, options=FAST).continuation_logprobs(prompts, answers)
         expected = [plain_loglik(tiny, p, a) for p, a in zip(prompts, answers, strict=True)]
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert shapes.count((1, len(HEADER))) == 1  # the shared header ran once, as one row
@@ -60,29 +64,27 @@ def test_fast_continuations_equal_a_plain_forward(tiny, fold, monkeypatch):
 def test_fast_next_token_logprobs_equal_the_exact_path_in_the_callers_order(tiny):
     prompts = [HEADER + [40 + k] * (1 + k % 4) for k in range(7)]
     exact = ModelScorer(tiny, batch_size=3).next_token_logprobs(prompts, [5, 6, 7])
-    with fast_scoring():
-        scorer = ModelScorer(tiny, batch_size=3)
-        assert scorer.fast and fast_scoring_on()
-        fast = scorer.next_token_logprobs(prompts, [5, 6, 7])
-    assert not fast_scoring_on()
+    scorer = ModelScorer(tiny, batch_size=3, options=FAST)
+    assert scorer.fast and not ModelScorer(tiny).fast
+    fast = scorer.next_token_logprobs(prompts, [5, 6, 7])
     np.testing.assert_allclose(fast, exact, atol=1e-4)
 
 
 def test_fast_results_are_memoised_apart_from_exact_ones(tiny):
     prompts, answers = _prompts_and_answers()
-    with score_memo() as memo:
-        ModelScorer(tiny, state="none").continuation_loglik(prompts, answers)
-        ModelScorer(tiny, state="none", fast=True).continuation_loglik(prompts, answers)
-        ModelScorer(tiny, state="none", fast=True).continuation_loglik(prompts, answers)
+    memo = ScoreMemo()
+    ModelScorer(tiny, state="none", options=RunOptions(memo=memo)).continuation_loglik(prompts, answers)
+    ModelScorer(tiny, state="none", options=RunOptions(fast=True, memo=memo)).continuation_loglik(prompts, answers)
+    ModelScorer(tiny, state="none", options=RunOptions(fast=True, memo=memo)).continuation_loglik(prompts, answers)
     assert len(memo) == 2
 
 
 def test_an_expanded_cache_leaves_its_source_as_it_was(tiny):
     with torch.inference_mode():
-        cache = tiny.fast_model(input_ids=torch.tensor([HEADER]), use_cache=True).past_key_values
+        cache = tiny.hf_model(input_ids=torch.tensor([HEADER]), use_cache=True).past_key_values
         before = [layer.keys.clone() for layer in cache.layers]
         rows = expanded(cache, torch.zeros(3, dtype=torch.long))
-        tiny.fast_model(input_ids=torch.full((3, 2), 7), past_key_values=rows, use_cache=True)
+        tiny.hf_model(input_ids=torch.full((3, 2), 7), past_key_values=rows, use_cache=True)
     assert rows.layers[0].keys.shape[0] == 3 and rows.get_seq_length() == len(HEADER) + 2
     assert cache.get_seq_length() == len(HEADER)
     for layer, keys in zip(cache.layers, before, strict=True):
@@ -95,19 +97,19 @@ def test_logits_that_are_not_the_unembedding_of_the_norm_stop_the_fast_path(tiny
     def doubled(module, args, out):
         out.logits = out.logits * 2
 
-    handle = tiny.fast_model.register_forward_hook(doubled)
+    handle = tiny.hf_model.register_forward_hook(doubled)
     try:
         with pytest.raises(RuntimeError, match="use the exact path"):
-            ModelScorer(tiny, fast=True).continuation_logprobs(prompts, answers)
+            ModelScorer(tiny, options=FAST).continuation_logprobs(prompts, answers)
     finally:
         handle.remove()
 
 
 def test_soft_capped_logits_take_the_exact_tail(tiny, monkeypatch):
     prompts, answers = _prompts_and_answers()
-    monkeypatch.setattr(tiny.fast_model.config, "final_logit_softcapping", 30.0, raising=False)
-    scorer = ModelScorer(tiny, fast=True)
-    assert not scorer._unembedding_outside()
+    monkeypatch.setattr(tiny.hf_model.config, "final_logit_softcapping", 30.0, raising=False)
+    scorer = ModelScorer(tiny, options=FAST)
+    assert not unembedding_outside(tiny.hf_model)
     expected = [plain_loglik(tiny, p, a) for p, a in zip(prompts, answers, strict=True)]
     np.testing.assert_allclose(scorer.continuation_logprobs(prompts, answers), expected, atol=1e-4)
 
@@ -115,7 +117,7 @@ def test_soft_capped_logits_take_the_exact_tail(tiny, monkeypatch):
 def test_fast_persona_replies_keep_each_prompts_reply_and_take_the_levers(tiny, monkeypatch):
     import traitlens.probe.persona as persona
     from traitlens.generation import Generation
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
 
     seen: list[dict] = []
 
@@ -126,21 +128,21 @@ def test_fast_persona_replies_keep_each_prompts_reply_and_take_the_levers(tiny, 
     monkeypatch.setattr(persona, "generate", fake_generate)
     bank = default_items().select("train", "JP")
     exact = persona.persona_pairs(tiny, bank)
-    with fast_scoring():
-        fast = persona.persona_pairs(tiny, bank)
+    fast = persona.persona_pairs(tiny, bank, options=FAST)
     assert [(p.first.answer, p.second.answer) for p in fast.pairs] == [
         (p.first.answer, p.second.answer) for p in exact.pairs
     ]
     half = len(seen) // 2
-    assert not any(kw.get("candidates") for kw in seen[:half])
-    assert all(kw.get("candidates") and kw.get("compact") and kw.get("share_prefix") for kw in seen[half:])
+    assert not any(kw["levers"].any for kw in seen[:half])
+    assert all(kw["levers"].candidates and kw["levers"].compact and kw["levers"].share_prefix for kw in seen[half:])
 
 
 def test_a_fast_edit_follows_the_exact_curve_and_choice(tiny):
-    from traitlens.steering.edit import edit
+    from traitlens.edit.pipeline import edit
 
-    kwargs = {"recipes": "default", "alphas": (0.1, 0.3), "permutations": 10, "score_store": False}
-    exact, fast = edit(tiny, "JP", **kwargs), edit(tiny, "JP", fast=True, **kwargs)
+    kwargs = {"recipes": "default", "alphas": (0.1, 0.3), "permutations": 10}
+    exact = edit(tiny, "JP", options=RunOptions.cached(), **kwargs)
+    fast = edit(tiny, "JP", options=RunOptions.cached(fast=True), **kwargs)
     assert (fast.recipe.name, fast.layer, fast.alpha) == (exact.recipe.name, exact.layer, exact.alpha)
     curve = {(p.recipe, p.layer, p.alpha): p for p in exact.calibration.points}
     assert len(curve) == len(fast.calibration.points) > 1

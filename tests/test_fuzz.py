@@ -87,7 +87,7 @@ def _loads_or_refuses(reader, name: str, content: bytes) -> None:
 
 
 def _items_loader(path):
-    from traitlens.items import load_items
+    from traitlens.instrument.items import load_items
 
     return load_items(path)
 
@@ -154,7 +154,7 @@ def test_public_safety_layouts_load_or_refuse(index, data):
 @FUZZ
 @given(data=st.data())
 def test_labelled_reply_files_load_or_refuse(suffix, data):
-    from traitlens.bench.train_judges import read_labelled_replies
+    from train_judges import read_labelled_replies
 
     _loads_or_refuses(read_labelled_replies, f"labels{suffix}", data.draw(file_bytes(suffix)))
 
@@ -191,16 +191,17 @@ def test_vector_artifacts_load_or_refuse(meta, tensors, keep_tensors):
             assert "\n" not in str(exc).strip() and "vec" in str(exc), str(exc)
 
 
-_SHIPPED = ["items.jsonl", "statements.jsonl", "bench/privacy.csv", "bench/jailbreak.csv", "bench/leakage.json", "bench/capability.jsonl", "bench/refusal_labels.jsonl"]  # fmt: skip
+_SHIPPED = ["instrument/items.jsonl", "instrument/statements.jsonl", "bench/privacy.csv", "bench/jailbreak.csv", "bench/leakage.json", "bench/capability.jsonl", "bench/refusal_labels.jsonl"]  # fmt: skip
 
 
 def _reader_for(name: str):
+    from train_judges import read_labelled_replies
+
     from traitlens.bench import loaders
-    from traitlens.bench.train_judges import read_labelled_replies
 
     return {
-        "items.jsonl": _items_loader,
-        "statements.jsonl": _pairs_loader,
+        "instrument/items.jsonl": _items_loader,
+        "instrument/statements.jsonl": _pairs_loader,
         "bench/privacy.csv": loaders.read_statements,
         "bench/jailbreak.csv": loaders.read_goals,
         "bench/leakage.json": loaders.read_leakage,
@@ -216,7 +217,9 @@ def test_damaged_copies_of_our_files_load_or_refuse(name, cut, flips):
     """Valid files, truncated and with bytes overwritten: the deeper checks get exercised too."""
     from importlib import resources
 
-    data = bytearray((resources.files("traitlens.data") / name).read_bytes()[: cut or None])
+    package, _, rest = name.partition("/") if name.startswith("instrument/") else ("", "", name)
+    shipped = resources.files(f"traitlens.{package}.data" if package else "traitlens.data") / rest
+    data = bytearray(shipped.read_bytes()[: cut or None])
     for position, value in flips:
         if data:
             data[position % len(data)] = value

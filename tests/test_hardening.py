@@ -19,7 +19,7 @@ from traitlens import TraitlensError
 COLLECT = """
 import hashlib, sys
 from traitlens import load_model
-from traitlens.items import default_items
+from traitlens.instrument.items import default_items
 from traitlens.probe.collect import collect
 from traitlens.probe.contrast import statement_pairs
 model = load_model("tiny")
@@ -69,7 +69,7 @@ def test_a_collector_killed_mid_run_leaves_nothing_a_rerun_would_trust(tmp_path)
 def test_a_damaged_cache_entry_is_recomputed_not_trusted(tiny, tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
     from traitlens.probe.collect import collect
     from traitlens.probe.contrast import item_pairs
 
@@ -110,9 +110,9 @@ def test_two_runs_writing_one_directory_leave_complete_files(tmp_path):
 
 def test_predictable_resource_limits_fail_early(tiny, tmp_path):
     from traitlens.assess import assess
-    from traitlens.items import Item, ItemBank, Option
+    from traitlens.instrument.items import Item, ItemBank, Option
 
-    context = tiny.fast_model.config.max_position_embeddings
+    context = tiny.hf_model.config.max_position_embeddings
     long = Item("JP-1", "JP", "word " * (context + 10), (Option("I plan.", "J"), Option("I drift.", "P")))
     with pytest.raises(TraitlensError, match=r"JP-1.*longer than the model's context"):
         assess(tiny, ItemBank((long,), "long"), readout="option")

@@ -8,12 +8,12 @@ from helpers import assert_clean_error, run_cli
 
 from traitlens import TraitlensError
 from traitlens.assess import assess
-from traitlens.items import DIMENSIONS, default_items
+from traitlens.instrument.items import DIMENSIONS, default_items
 from traitlens.steering import Steering, SteeringVector
 from traitlens.steering.artifact import load_vector, save_vector
 from traitlens.steering.interop import export_gguf, export_safetensors, import_gguf, import_safetensors
 
-LIBRARY = Path(__file__).resolve().parents[1] / "vectors" / "smollm2-135m-instruct"
+LIBRARY = Path(__file__).resolve().parents[1] / "results" / "vectors" / "smollm2-135m-instruct"
 
 
 def _vector(model) -> SteeringVector:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from traitlens import TraitlensError
-from traitlens.items import DIMENSIONS, Trait, default_items, load_items
+from traitlens.instrument.items import DIMENSIONS, Trait, default_items, load_items
 
 
 def test_shipped_bank_is_balanced_and_split():
@@ -144,7 +144,7 @@ def test_shipped_option_lengths_are_balanced_per_pole():
     """Neither pole's option may be systematically the longer: a readout scoring the options'
     text would otherwise measure length (under one token mean difference, each pole the longer
     about as often, in each split and dimension)."""
-    from traitlens.balance import length_balance
+    from traitlens.instrument.balance import length_balance
 
     count = _token_counter()
     bank = default_items()
@@ -159,7 +159,7 @@ def test_shipped_option_lengths_are_balanced_per_pole():
 
 
 def test_shipped_statement_lengths_are_balanced_per_pole():
-    from traitlens.balance import length_balance
+    from traitlens.instrument.balance import length_balance
     from traitlens.probe.contrast import statement_pairs
 
     groups = {p.group: p for p in statement_pairs().pairs}  # one pair of answers per group
@@ -169,7 +169,7 @@ def test_shipped_statement_lengths_are_balanced_per_pole():
 
 
 def test_length_balance_flags_a_one_sided_instrument():
-    from traitlens.balance import length_balance
+    from traitlens.instrument.balance import length_balance
 
     words = lambda text: len(text.split())  # noqa: E731
     lopsided = [("JP", "I plan.", "I go wherever the day takes me.")] * 8

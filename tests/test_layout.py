@@ -64,3 +64,55 @@ def test_circles_are_found():
 
 def test_no_module_imports_itself_back():
     assert circles(import_graph()) == []
+
+
+# The floors of the house, lowest first: a module imports only from its own floor or below.
+FLOORS = (
+    ("errors", "_io", "chat", "plotting", "data"),  # base: errors, atomic files, chat template, figures, shipped data
+    ("instrument", "memo"),  # the questionnaire's data and rules; the scoring memo and its store
+    ("accel",),  # the speed wing: plain torch modules and token ids, nothing else
+    ("models",),  # loading a model (and its opt-in precision)
+    ("steering", "options"),  # the primitive: vector, injection, kernels, artifacts; run options
+    ("generation", "perplexity_guard"),
+    ("assess",),
+    ("probe", "bench"),
+    ("edit",),  # the edit experiment: recipes, frontier, calibration, report
+    ("study", "reverse", "align", "serve"),
+    ("cli",),
+)
+
+
+def _floor(module: str) -> int | None:
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else None
+    return next((k for k, names in enumerate(FLOORS) if top in names), None)
+
+
+def test_every_package_has_a_floor_and_imports_only_downward():
+    graph = import_graph()
+    unplaced = sorted({m.split(".")[1] for m in graph if "." in m and _floor(m) is None})
+    assert unplaced == []
+    upward = [
+        f"{m} -> {t}" for m, targets in graph.items() if "." in m for t in targets if "." in t and _floor(t) > _floor(m)
+    ]
+    assert upward == []
+
+
+def test_no_ambient_state_decides_a_result():
+    """No ContextVar, no ``global`` rebinding, no module whose class is swapped at run time."""
+    found = []
+    for path in ROOT.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            name = path.relative_to(ROOT)
+            if isinstance(node, ast.Global):
+                found.append(f"{name}: global {', '.join(node.names)}")
+            elif isinstance(node, ast.Name) and node.id == "ContextVar":
+                found.append(f"{name}: ContextVar")
+            elif isinstance(node, ast.Attribute) and node.attr == "ContextVar":
+                found.append(f"{name}: ContextVar")
+            elif isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Attribute) and t.attr == "__class__" for t in node.targets
+            ):
+                found.append(f"{name}: __class__ assignment")
+    assert found == []

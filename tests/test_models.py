@@ -144,7 +144,7 @@ def test_direct_gguf_loader_matches_transformers_loader(smollm):
     ).eval()
     ids = torch.tensor([chat_ids(smollm.tokenizer, chat_messages("Hello there"))])
     with torch.no_grad():
-        ours = smollm.fast_model(ids).logits
+        ours = smollm.hf_model(ids).logits
         theirs = reference(ids).logits
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
 
@@ -226,7 +226,7 @@ def test_gguf_loader_reads_head_size_rope_freqs_and_refuses_unknown_tensors(tmp_
 
 
 def _bf16_or_skip():
-    from traitlens.models.precision import cpu_has_bf16
+    from traitlens.accel.precision import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("no native bfloat16 on this CPU")
@@ -235,7 +235,7 @@ def _bf16_or_skip():
 
 def test_bfloat16_head_reads_a_contiguous_input_with_the_same_logits():
     model = _bf16_or_skip()
-    fm = model.fast_model
+    fm = model.hf_model
     seen = []
     handle = fm.lm_head.register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous()))
     ids = torch.randint(3, 100, (4, 9))
@@ -246,11 +246,11 @@ def test_bfloat16_head_reads_a_contiguous_input_with_the_same_logits():
     handle.remove()
     assert seen == [True]
     assert torch.equal(out, unhooked)
-    assert load_model("tiny").fast_model.lm_head._forward_pre_hooks == {}  # float32 runs as Hugging Face does
+    assert load_model("tiny").hf_model.lm_head._forward_pre_hooks == {}  # float32 runs as Hugging Face does
 
 
 def test_row_linear_is_a_linear_that_reads_its_bias_at_every_call():
-    from traitlens.models.precision import RowLinear, row_products
+    from traitlens.accel.precision import RowLinear, row_products
 
     torch.manual_seed(0)
     net = row_products(torch.nn.Sequential(torch.nn.Linear(8, 5), torch.nn.Linear(5, 3, bias=False)))
@@ -265,11 +265,11 @@ def test_row_linear_is_a_linear_that_reads_its_bias_at_every_call():
 
 
 def test_bfloat16_steered_decoding_at_batch_one_uses_row_products_and_detaches_cleanly():
-    from traitlens.models.precision import RowLinear
+    from traitlens.accel.precision import RowLinear
     from traitlens.steering import Steering, SteeringVector
 
     model = _bf16_or_skip()
-    assert isinstance(model.fast_model.model.layers[0].mlp.down_proj, RowLinear)
+    assert isinstance(model.hf_model.model.layers[0].mlp.down_proj, RowLinear)
     assert not any(isinstance(m, RowLinear) for m in model.bridge.modules())
     prompt = [chat_ids(model.tokenizer, chat_messages("hello there"))]
     plain = generate(model, prompt, max_new_tokens=6)[0].new_ids
@@ -281,7 +281,7 @@ def test_bfloat16_steered_decoding_at_batch_one_uses_row_products_and_detaches_c
 
 
 def _kernel_or_skip():
-    from traitlens.models.gemv import bf16_mv
+    from traitlens.accel.gemv import bf16_mv
 
     kernel = bf16_mv()
     if kernel is None:
@@ -307,11 +307,11 @@ def test_bf16_kernel_sums_like_mv(rows, cols):
 
 
 def test_bf16_kernel_is_used_by_compiled_steps_and_can_be_turned_off(monkeypatch):
-    from traitlens.models import gemv
+    from traitlens.accel import gemv
 
     kernel = _kernel_or_skip()
     model = _bf16_or_skip()
-    down = model.fast_model.model.layers[0].mlp.down_proj
+    down = model.hf_model.model.layers[0].mlp.down_proj
     assert down.mv is kernel
     x = torch.randn(1, 1, down.in_features).bfloat16()
     compiled = torch.compile(down, dynamic=False)
@@ -321,14 +321,14 @@ def test_bf16_kernel_is_used_by_compiled_steps_and_can_be_turned_off(monkeypatch
     monkeypatch.setenv("TRAITLENS_GEMV", "0")
     try:
         assert gemv.bf16_mv() is None
-        assert load_model("tiny", dtype="bfloat16").fast_model.model.layers[0].mlp.down_proj.mv is torch.mv
+        assert load_model("tiny", dtype="bfloat16").hf_model.model.layers[0].mlp.down_proj.mv is torch.mv
     finally:
         gemv._library.cache_clear()
 
 
 @pytest.mark.parametrize("rows", [1, 5, 8])
 def test_few_row_products_match_linear_inside_the_block_and_are_linear_outside(rows):
-    from traitlens.models.gemv import RowsLinear, f32_rows, few_row_products
+    from traitlens.accel.gemv import RowsLinear, f32_rows, few_row_products
 
     if f32_rows() is None:
         pytest.skip("no AVX512-BF16 CPU or no compiler: the kernels are not built")
@@ -355,7 +355,7 @@ def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for_then_given_up(t
     import subprocess
     import sys
 
-    from traitlens.models.gemv import build_lock
+    from traitlens.accel.gemv import build_lock
 
     build = tmp_path / "gemv"
     build.mkdir()
@@ -363,7 +363,7 @@ def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for_then_given_up(t
     with build_lock(build, wait=1.0) as held:
         assert held and not (build / "lock").exists()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from traitlens.models.gemv import build_lock\nimport time\n"
+        [sys.executable, "-c", f"from traitlens.accel.gemv import build_lock\nimport time\n"
          f"with build_lock(__import__('pathlib').Path({str(build)!r})):\n    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -387,7 +387,7 @@ def test_a_killed_first_build_does_not_hang_the_next_run(tmp_path):
     import sys
 
     script = (
-        "import traitlens.models.gemv as g\n"
+        "import traitlens.accel.gemv as g\n"
         "g.cpu_flags = lambda: frozenset({'avx512_bf16', 'avx512bw', 'avx512vl'})\n"
         "build = g._build_dir(); build.mkdir(parents=True); (build / 'lock').touch()\n"
         "print('library', g._library())\n"

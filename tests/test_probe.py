@@ -10,7 +10,7 @@ import torch
 from helpers import assert_clean_error, run_cli
 
 from traitlens import TraitlensError
-from traitlens.items import default_items, load_items
+from traitlens.instrument.items import default_items, load_items
 from traitlens.probe.api import probe, probe_dimension
 from traitlens.probe.collect import collect, encode_side
 from traitlens.probe.contrast import (
@@ -129,7 +129,7 @@ def test_cache_returns_identical_tensors_and_follows_the_item_file(tiny, tmp_pat
     chunks = list((tmp_path / "cache" / "activations").rglob("chunk_*.safetensors"))
     assert len(chunks) == 2  # 16 items x 2 sides in batches of 16
     path = tmp_path / "items.jsonl"
-    shipped = resources.files("traitlens.data") / "items.jsonl"
+    shipped = resources.files("traitlens.instrument.data") / "items.jsonl"
     rows = [json.loads(line) for line in shipped.read_text().splitlines()]
     rows = [r for r in rows if r["dimension"] == "TF" and r["split"] == "train"]
     rows[0]["stem"] = "A changed question?"
@@ -211,7 +211,7 @@ def test_files_without_a_split_are_split_by_group(tmp_path):
     four prompts straddled train and eval."""
     rows = [
         json.loads(line)
-        for line in (Path(__file__).parents[1] / "src/traitlens/data/statements.jsonl").read_text().splitlines()
+        for line in (Path(__file__).parents[1] / "src/traitlens/instrument/data/statements.jsonl").read_text().splitlines()
     ]
     for row in rows:
         row.pop("split")

@@ -1,4 +1,4 @@
-"""Reuse of the layers below an edit (``traitlens.models.reuse``): replayed passes must give
+"""Reuse of the layers below an edit (``traitlens.accel.lower_layers``): replayed passes must give
 exactly the numbers of full passes, for every way a vector is installed, so that calibration
 chooses the same layer and alpha with it as without it."""
 
@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from traitlens import load_model
+from traitlens.accel.lower_layers import LowerLayers, forward
 from traitlens.assess.scorer import ModelScorer
-from traitlens.capability import perplexity
-from traitlens.models.reuse import LowerLayers, forward
+from traitlens.memo import ScoreStore
+from traitlens.options import RunOptions
+from traitlens.perplexity_guard import perplexity
 from traitlens.steering import Steering, SteeringVector
 from traitlens.steering.inject import first_affected_layer
 
@@ -28,18 +31,18 @@ def _prompts(n=5, seed=1):
     ]
 
 
-def _scores(model, steering):
+def _scores(model, steering, options=None):
     """Option log-likelihoods (a shared prompt pass, then a continuation from its copied cache),
     next-token log-probabilities and perplexity: every pass calibration makes."""
     prompts = _prompts()
     answers = [[7, 9, 11], [13], [17, 19], [23, 29, 31, 37], [41, 43]]
     twice = [p for p in prompts for _ in range(2)]
     both = [a for pair in zip(answers, answers[::-1], strict=True) for a in pair]
-    scorer = ModelScorer(model, batch_size=3)
+    scorer = ModelScorer(model, batch_size=3, options=options)
     with steering.attach(model):
         loglik = scorer.continuation_loglik(twice, both)
         nexts = scorer.next_token_logprobs(prompts, [3, 4, 5])
-    ppl = perplexity(model, intervention=steering, window=64)
+    ppl = perplexity(model, intervention=steering, window=64, options=options)
     return loglik, nexts, ppl
 
 
@@ -55,12 +58,12 @@ def _scores(model, steering):
 def test_replayed_passes_equal_full_passes(tiny, layers, hook, options):
     vector = _vector(tiny, layers, hook)
     reference = [_scores(tiny, Steering(vector, alpha, **options)) for alpha in (0.5, 1.5)]
-    reuse = LowerLayers(tiny, first_affected_layer(vector))
+    reuse = LowerLayers(tiny.hf_model, first_affected_layer(vector))
     assert reuse.start > 0  # something is skipped, or the test proves nothing
-    with reuse.active():
-        replayed = [_scores(tiny, Steering(vector, 0.5, **options))]
-        first = (reuse.misses, reuse.hits)
-        replayed.append(_scores(tiny, Steering(vector, 1.5, **options)))
+    through = RunOptions().through(reuse)
+    replayed = [_scores(tiny, Steering(vector, 0.5, **options), through)]
+    first = (reuse.misses, reuse.hits)
+    replayed.append(_scores(tiny, Steering(vector, 1.5, **options), through))
     assert first[0] > 0 and reuse.misses == first[0]  # the second alpha ran on replays only
     assert reuse.hits - first[1] == sum(first)
     for (a_loglik, a_next, a_ppl), (b_loglik, b_next, b_ppl) in zip(reference, replayed, strict=True):
@@ -78,26 +81,29 @@ def test_the_first_affected_layer_follows_the_hook(tiny):
 
 def test_a_replayed_cache_cannot_continue_through_a_full_pass(tiny):
     ids = torch.tensor([_prompts(1)[0]])
-    reuse = LowerLayers(tiny, 2)
-    with reuse.active(), torch.inference_mode():
-        forward(tiny, input_ids=ids, use_cache=True)  # captured
-        cache = forward(tiny, input_ids=ids, use_cache=True).past_key_values  # replayed: skipped layers hold zeros
+    module = tiny.hf_model
+    reuse = LowerLayers(module, 2)
+    with torch.inference_mode():
+        forward(module, reuse, input_ids=ids, use_cache=True)  # captured
+        cache = forward(module, reuse, input_ids=ids, use_cache=True).past_key_values  # replayed: zeros below
         with pytest.raises(RuntimeError, match="replay"):
-            forward(tiny, input_ids=torch.tensor([[5]]), past_key_values=cache, use_cache=True)
+            forward(module, reuse, input_ids=torch.tensor([[5]]), past_key_values=cache, use_cache=True)
 
 
-def test_outside_the_block_and_for_other_models_passes_are_plain(tiny):
-    reuse = LowerLayers(tiny, 1)
+def test_without_a_replay_and_for_other_modules_passes_are_plain(tiny):
+    module = tiny.hf_model
+    reuse = LowerLayers(module, 1)
+    other = LowerLayers(load_model("tiny").hf_model, 1)
     ids = torch.tensor([[5, 6, 7]])
     with torch.inference_mode():
-        forward(tiny, input_ids=ids)
-        assert reuse.misses == 0
-        with reuse.active():
-            forward(tiny, input_ids=ids)
-            forward(tiny, inputs_embeds=tiny.fast_model.model.embed_tokens(ids))  # no ids: not keyed
+        forward(module, None, input_ids=ids)
+        forward(module, other, input_ids=ids)  # another module's replay: not this one's
+        assert reuse.misses == other.misses == 0
+        forward(module, reuse, input_ids=ids)
+        forward(module, reuse, inputs_embeds=module.model.embed_tokens(ids))  # no ids: not keyed
     assert (reuse.misses, reuse.hits) == (1, 0)
     with pytest.raises(ValueError, match="layer index"):
-        LowerLayers(tiny, tiny.n_layers)
+        LowerLayers(module, tiny.n_layers)
 
 
 def _forwards(model):
@@ -106,7 +112,7 @@ def _forwards(model):
     from torch.nn.modules.module import register_module_forward_hook
 
     calls = []
-    handle = register_module_forward_hook(lambda module, *_: calls.append(1) if module is model.fast_model else None)
+    handle = register_module_forward_hook(lambda module, *_: calls.append(1) if module is model.hf_model else None)
     return calls, handle
 
 
@@ -116,8 +122,7 @@ def _shares(result):
 
 def test_score_memo_computes_a_repeated_question_once_and_keeps_states_apart(tiny):
     from traitlens.assess import assess
-    from traitlens.assess.scorer import score_memo
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
 
     bank = default_items().select("eval", "JP")
     steer = {a: Steering(_vector(tiny, (2,)), a) for a in (0.5, 1.5)}
@@ -125,16 +130,16 @@ def test_score_memo_computes_a_repeated_question_once_and_keeps_states_apart(tin
         assess(tiny, bank, readout="option"),
         *(assess(tiny, bank, readout="option", intervention=s) for s in steer.values()),
     ]
-    plain_pmi = assess(tiny, bank, readout="pmi")  # its prior is memoised from here on
+    plain_pmi = assess(tiny, bank, readout="pmi")
     calls, handle = _forwards(tiny)
     try:
-        with score_memo():
-            first = assess(tiny, bank, readout="option")
-            computed = len(calls)
-            again = assess(tiny, bank, readout="pmi")  # the same option passes, read another way
-            assert len(calls) == computed  # ... computed once
-            memo = [first, *(assess(tiny, bank, readout="option", intervention=s) for s in steer.values())]
-            assert len(calls) > computed  # each steered state is its own computation
+        run = RunOptions.cached()
+        again = assess(tiny, bank, readout="pmi", options=run)  # the option passes and their prior
+        computed = len(calls)
+        first = assess(tiny, bank, readout="option", options=run)  # the same option passes, read another way
+        assert len(calls) == computed  # ... computed once
+        memo = [first, *(assess(tiny, bank, readout="option", intervention=s, options=run) for s in steer.values())]
+        assert len(calls) > computed  # each steered state is its own computation
     finally:
         handle.remove()
     assert [_shares(r) for r in memo] == [_shares(r) for r in plain]  # bit for bit, states kept apart
@@ -143,8 +148,7 @@ def test_score_memo_computes_a_repeated_question_once_and_keeps_states_apart(tin
 
 def test_score_memo_skips_interventions_without_a_fingerprint(tiny):
     from traitlens.assess import assess
-    from traitlens.assess.scorer import score_memo
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
 
     class Anonymous:
         def __init__(self, steering):
@@ -158,31 +162,40 @@ def test_score_memo_skips_interventions_without_a_fingerprint(tiny):
 
     bank = default_items().select("eval", "JP")
     anonymous = [Anonymous(Steering(_vector(tiny, (2,)), a)) for a in (0.5, 1.5)]
-    with score_memo():
-        shares = [_shares(assess(tiny, bank, readout="option", intervention=a)) for a in anonymous]
+    run = RunOptions.cached()
+    shares = [_shares(assess(tiny, bank, readout="option", intervention=a, options=run)) for a in anonymous]
     assert shares[0] != shares[1]
 
 
 def test_score_store_keeps_results_across_blocks_bit_for_bit_and_keys_what_they_depend_on(tiny, tmp_path):
     from traitlens.assess import assess
-    from traitlens.assess.scorer import score_memo
-    from traitlens.assess.store import ScoreStore
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
 
     bank = default_items().select("eval", "JP")
     store = ScoreStore(tmp_path / "scores")
     steer = Steering(_vector(tiny, (2,)), 0.5)
-    with score_memo(store):
-        first = [assess(tiny, bank, readout="option"), assess(tiny, bank, readout="option", intervention=steer)]
+    run = RunOptions.cached(store)
+    first = [
+        assess(tiny, bank, readout="option", options=run),
+        assess(tiny, bank, readout="option", intervention=steer, options=run),
+    ]
     entries = sorted(store.root.rglob("*.safetensors"))
     assert len(entries) == 2  # one per state
     calls, handle = _forwards(tiny)
     try:
-        with score_memo(store):  # a later run: nothing in memory, everything on disk
-            again = [assess(tiny, bank, readout="option"), assess(tiny, bank, readout="option", intervention=steer)]
+        run = RunOptions.cached(store)  # a later run: nothing in memory, everything on disk
+        again = [
+            assess(tiny, bank, readout="option", options=run),
+            assess(tiny, bank, readout="option", intervention=steer, options=run),
+        ]
         assert calls == []
-        with score_memo(store):
-            other = assess(tiny, bank, readout="option", intervention=Steering(_vector(tiny, (2,)), 0.7))
+        other = assess(
+            tiny,
+            bank,
+            readout="option",
+            intervention=Steering(_vector(tiny, (2,)), 0.7),
+            options=RunOptions.cached(store),
+        )
         assert calls  # another strength is another state: computed, not read
     finally:
         handle.remove()
@@ -192,8 +205,11 @@ def test_score_store_keeps_results_across_blocks_bit_for_bit_and_keys_what_they_
     assert store.load(entries[0].stem) is None
     calls, handle = _forwards(tiny)
     try:
-        with score_memo(store):
-            repaired = [assess(tiny, bank, readout="option"), assess(tiny, bank, readout="option", intervention=steer)]
+        run = RunOptions.cached(store)
+        repaired = [
+            assess(tiny, bank, readout="option", options=run),
+            assess(tiny, bank, readout="option", intervention=steer, options=run),
+        ]
     finally:
         handle.remove()
     assert calls and [_shares(r) for r in repaired] == [_shares(r) for r in first]
@@ -202,11 +218,10 @@ def test_score_store_keeps_results_across_blocks_bit_for_bit_and_keys_what_they_
 
 def test_edit_with_a_score_store_reads_back_the_same_edit(tiny, tmp_path):
     from traitlens.assess.scorer import ModelScorer
-    from traitlens.assess.store import ScoreStore
-    from traitlens.steering.edit import edit
+    from traitlens.edit.pipeline import edit
 
     store = ScoreStore(tmp_path / "scores")
-    cold = edit(tiny, "JP", recipes="default", alphas=(0.1, 0.3), permutations=10, score_store=store)
+    cold = edit(tiny, "JP", recipes="default", alphas=(0.1, 0.3), permutations=10, options=RunOptions.cached(store))
     computed = []
     original = ModelScorer._forward
 
@@ -216,7 +231,7 @@ def test_edit_with_a_score_store_reads_back_the_same_edit(tiny, tmp_path):
 
     ModelScorer._forward = counting
     try:
-        warm = edit(tiny, "JP", recipes="default", alphas=(0.1, 0.3), permutations=10, score_store=store)
+        warm = edit(tiny, "JP", recipes="default", alphas=(0.1, 0.3), permutations=10, options=RunOptions.cached(store))
     finally:
         ModelScorer._forward = original
     assert computed == []  # every scoring pass was read back
@@ -227,13 +242,11 @@ def test_edit_with_a_score_store_reads_back_the_same_edit(tiny, tmp_path):
 
 
 def test_persona_answers_are_kept_in_the_store_only_for_the_untouched_model(tiny, tmp_path, monkeypatch):
-    """Inside an edit's store block the persona source's greedy replies are kept like a scoring
+    """With an edit's memo and store the persona source's greedy replies are kept like a scoring
     pass: a later block reads them back without generating; with anything attached to the model
     (a steering fold) the store is not consulted, and a damaged entry is generated again."""
     import traitlens.probe.persona as persona
-    from traitlens.assess.scorer import score_memo
-    from traitlens.assess.store import ScoreStore
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
 
     bank = default_items().select("all", "JP")
     bank = type(bank)(list(bank)[:3], bank.source)
@@ -241,20 +254,17 @@ def test_persona_answers_are_kept_in_the_store_only_for_the_untouched_model(tiny
     runs = []
     original = persona.generate
     monkeypatch.setattr(persona, "generate", lambda *a, **k: runs.append(1) or original(*a, **k))
-    with score_memo(store):
-        first = persona.persona_pairs(tiny, bank, max_new_tokens=6)
+    first = persona.persona_pairs(tiny, bank, max_new_tokens=6, options=RunOptions.cached(store))
     generated = len(runs)
     assert generated and len(list(store.root.rglob("*.safetensors"))) == 1
-    with score_memo(store):
-        again = persona.persona_pairs(tiny, bank, max_new_tokens=6)
+    again = persona.persona_pairs(tiny, bank, max_new_tokens=6, options=RunOptions.cached(store))
     assert len(runs) == generated and again == first  # read back: no generation
-    with score_memo(store), Steering(_vector(tiny, (1,)), 2.0).attach(tiny):
-        steered = persona.persona_pairs(tiny, bank, max_new_tokens=6)
+    with Steering(_vector(tiny, (1,)), 2.0).attach(tiny):
+        steered = persona.persona_pairs(tiny, bank, max_new_tokens=6, options=RunOptions.cached(store))
     assert len(runs) == 2 * generated and steered != first
     entry = next(store.root.rglob("*.safetensors"))
     entry.write_bytes(entry.read_bytes()[:-3] + b"xyz")
-    with score_memo(store):
-        repaired = persona.persona_pairs(tiny, bank, max_new_tokens=6)
+    repaired = persona.persona_pairs(tiny, bank, max_new_tokens=6, options=RunOptions.cached(store))
     assert len(runs) == 3 * generated and repaired == first
 
 
@@ -262,22 +272,16 @@ def test_a_model_steered_behind_assess_back_is_never_stored_or_memoised_as_plain
     """assess on a model with a vector attached outside it (so its state is not "none") stores
     nothing under the plain model's keys: a later plain run, in the same process and from the same
     store, reads the plain shares, not the steered ones."""
-    from collections import OrderedDict
+    from traitlens.assess import assess
+    from traitlens.instrument.items import default_items
 
-    from traitlens.assess import api, assess
-    from traitlens.assess.scorer import score_memo
-    from traitlens.assess.store import ScoreStore
-    from traitlens.items import default_items
-
-    monkeypatch.setattr(api, "_MEMO", OrderedDict())
     bank = default_items().select("eval", "JP")
     store = ScoreStore(tmp_path / "scores")
-    with score_memo(store), Steering(_vector(tiny, (1,)), 4.0, fold=False).attach(tiny):
-        steered = assess(tiny, bank, readout="pmi")
+    run = RunOptions.cached(store)
+    with Steering(_vector(tiny, (1,)), 4.0, fold=False).attach(tiny):
+        steered = assess(tiny, bank, readout="pmi", options=run)
     assert not list((tmp_path / "scores").rglob("*.safetensors"))
-    with score_memo(store):
-        plain = assess(tiny, bank, readout="pmi")
-    monkeypatch.setattr(api, "_MEMO", OrderedDict())
+    plain = assess(tiny, bank, readout="pmi", options=run)
     fresh = assess(tiny, bank, readout="pmi")
     assert steered.dimensions["JP"].share_first != plain.dimensions["JP"].share_first
     assert plain.dimensions["JP"].share_first == fresh.dimensions["JP"].share_first
@@ -288,7 +292,7 @@ def test_asking_for_hidden_states_leaves_the_model_untouched(tiny):
     no forward pass, so the model still counts as untouched (its scores stay storable), while a
     steering hook does not."""
     with torch.inference_mode():
-        tiny.fast_model(input_ids=torch.tensor([[5, 6, 7]]), output_hidden_states=True)
+        tiny.hf_model(input_ids=torch.tensor([[5, 6, 7]]), output_hidden_states=True)
     assert tiny.untouched()
     with Steering(_vector(tiny, (1,)), 1.0, fold=False).attach(tiny):
         assert not tiny.untouched()

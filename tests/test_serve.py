@@ -9,7 +9,6 @@ import shutil
 import socket
 import threading
 import time
-from collections import OrderedDict
 
 import pytest
 import torch
@@ -96,7 +95,6 @@ def test_assess_returns_four_shares_beside_the_unsteered_ones(client, monkeypatc
 
     api, _ = client
     measured = []
-    monkeypatch.setattr(assess_api, "_MEMO", OrderedDict())  # measured here, not read back
     real = assess_api.measure_validity
     monkeypatch.setattr(
         assess_api, "measure_validity", lambda s, items, *a, **k: measured.append(items) or real(s, items, *a, **k)
@@ -110,7 +108,7 @@ def test_assess_returns_four_shares_beside_the_unsteered_ones(client, monkeypatc
 
 def test_save_writes_a_vector_assess_accepts(client, tiny):
     from traitlens.assess import assess
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
     from traitlens.steering.inject import load_intervention
 
     api, playground = client

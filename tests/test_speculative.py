@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from traitlens.decoding import speculative_greedy
+from traitlens.accel.decoding import speculative_greedy
 from traitlens.generation import generate
 from traitlens.steering import Steering, SteeringVector
 
@@ -33,7 +33,7 @@ def _perturbed(module: torch.nn.Module, scale: float) -> torch.nn.Module:
 @pytest.mark.parametrize("scale", [0.0, 0.3, 3.0], ids=["exact-draft", "noisy-draft", "wrong-draft"])
 @pytest.mark.parametrize("lookahead", [1, 4])
 def test_speculative_tokens_are_the_models_greedy_tokens(tiny, scale, lookahead):
-    draft = _perturbed(tiny.fast_model, scale)
+    draft = _perturbed(tiny.hf_model, scale)
     for prompt in _prompts():
         expected = generate(tiny, [prompt], max_new_tokens=20)[0].new_ids
         stops = [-1]
@@ -41,13 +41,13 @@ def test_speculative_tokens_are_the_models_greedy_tokens(tiny, scale, lookahead)
             cut = next(k for k in range(8, 20) if expected[k] not in expected[:k])
             stops, expected = [expected[cut]], expected[: cut + 1]
             assert len(expected) >= 9
-        got = speculative_greedy(tiny.fast_model, draft, prompt, 20, stops, lookahead=lookahead)
+        got = speculative_greedy(tiny.hf_model, draft, prompt, 20, stops, lookahead=lookahead)
         assert got == expected
 
 
 def test_generate_speculative_steers_the_model_and_its_draft(tiny):
     from traitlens import load_model
-    from traitlens.models.precision import cpu_has_bf16
+    from traitlens.accel.precision import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("no native bfloat16 on this CPU")
@@ -60,7 +60,7 @@ def test_generate_speculative_steers_the_model_and_its_draft(tiny):
     fast = generate(tiny, prompts, max_new_tokens=12, steering=steering, engine="speculative", draft=draft)
     assert [g.new_ids for g in fast] == [g.new_ids for g in plain]
     assert [g.new_ids for g in plain] != [g.new_ids for g in generate(tiny, prompts, max_new_tokens=12)]
-    assert not tiny.fast_model._forward_hooks and not draft.fast_model._forward_hooks
+    assert not tiny.hf_model._forward_hooks and not draft.hf_model._forward_hooks
 
 
 def test_speculative_needs_a_draft_and_all_position_steering(tiny):
@@ -73,14 +73,14 @@ def test_speculative_needs_a_draft_and_all_position_steering(tiny):
     with pytest.raises(ValueError, match="all positions only"):
         generate(tiny, prompts, engine="speculative", draft=tiny, steering=Steering(vector, 1.0, positions="response"))
     with pytest.raises(ValueError, match="lookahead"):
-        speculative_greedy(tiny.fast_model, tiny.fast_model, prompts[0], 4, [-1], lookahead=0)
+        speculative_greedy(tiny.hf_model, tiny.hf_model, prompts[0], 4, [-1], lookahead=0)
 
 
 @pytest.mark.slow
 def test_cli_chat_speculative_gives_the_float32_reply_of_the_default_model():
     from helpers import assert_clean_error, run_cli
 
-    from traitlens.models.precision import cpu_has_bf16
+    from traitlens.accel.precision import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("no native bfloat16 on this CPU")

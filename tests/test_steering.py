@@ -34,10 +34,10 @@ def _ids(model, *texts):
 
 def _logits(model, ids):
     with torch.inference_mode():
-        return model.fast_model(torch.tensor([ids])).logits[0]
+        return model.hf_model(torch.tensor([ids])).logits[0]
 
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton kernel needs a CUDA device")
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
@@ -59,7 +59,7 @@ def test_fused_equals_reference(device, mode, dtype, shape):
 def test_steering_moves_logits_as_the_vector_predicts(tiny):
     ids = _ids(tiny, "hello there")[0]
     token = 101
-    unembed = tiny.fast_model.lm_head.weight[token].detach()
+    unembed = tiny.hf_model.lm_head.weight[token].detach()
     vector = SteeringVector({tiny.n_layers - 1: unembed / unembed.norm() * 10}, model=tiny.fingerprint.to_dict())
     previous = None
     for alpha in (0.0, 0.5, 1.0, 2.0):
@@ -123,7 +123,7 @@ def test_response_positions_leave_the_prompt_untouched(tiny):
     def grab(module, args, output):
         captured["h"] = (output[0] if isinstance(output, tuple) else output).detach().clone()
 
-    layer = tiny.fast_model.model.layers[3]
+    layer = tiny.hf_model.model.layers[3]
     hook = layer.register_forward_hook(grab)
     try:
         _logits(tiny, full)
@@ -198,12 +198,12 @@ def test_overlapping_folds_undo_in_any_order(tiny, order):
     torch.testing.assert_close(_logits(tiny, ids), expected["b" if order == "fifo" else "a"], atol=1e-4, rtol=1e-4)
     (second if order == "fifo" else first).remove()
     assert torch.equal(_logits(tiny, ids), plain)
-    assert tiny.fast_model.model.layers[1].mlp.down_proj.bias is None
+    assert tiny.hf_model.model.layers[1].mlp.down_proj.bias is None
 
 
 def test_a_failed_apply_leaves_nothing_registered(tiny):
     """Defect 14: a failure after the column pre-hook was registered left it on the model."""
-    stack = tiny.fast_model.model
+    stack = tiny.hf_model.model
     before = (len(stack._forward_pre_hooks), [len(layer._forward_hooks) for layer in stack.layers])
     with pytest.raises(TraitlensError, match="cannot fold"):
         apply_steering(tiny, _vector(tiny, layers=(1, 2)), 1.0, positions="prompt", prompt_length=3, fold=True)
@@ -226,30 +226,16 @@ def test_vectors_must_say_which_model_they_are_for(tiny):
         compose([bare, _vector(tiny), other])
 
 
-def test_gradients_flow_through_a_steered_layer_on_every_path(monkeypatch):
-    """Defect 17: the Triton kernel has no backward; where gradients are required the reference
-    op must run (the dispatch is checked here by pretending CUDA and Triton are present)."""
+def test_gradients_flow_through_a_steered_layer():
+    """Defect 17: where gradients are required the reference ops run, so they flow; inference
+    takes the fused path, equal to the reference."""
     from traitlens.steering import kernels
 
-    monkeypatch.setattr(kernels, "triton_available", lambda: True)
-    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
-    called = []
-    monkeypatch.setattr(kernels, "_cuda_fused", lambda *a: called.append(a) or a[0])
     h = torch.randn(2, 3, 8, requires_grad=True)
     v = torch.randn(8)
     out = kernels.fused_steer(h, v, torch.ones(2, 3), 0.5, "add_norm")
     out.sum().backward()
-    assert not called and h.grad is not None and torch.isfinite(h.grad).all()
+    assert h.grad is not None and torch.isfinite(h.grad).all()
     with torch.no_grad():
-        kernels.fused_steer(h, v, torch.ones(2, 3), 0.5, "add")
-    assert len(called) == 1  # inference still takes the kernel
-
-
-def test_triton_kernel_offsets_are_64_bit():
-    """Defect 17: ``row * d`` in 32 bits overflows past 2^31 elements."""
-    import inspect
-
-    from traitlens.steering import kernels
-
-    source = inspect.getsource(kernels._build_triton)
-    assert "program_id(0).to(tl.int64)" in source
+        fused = kernels.fused_steer(h, v, torch.ones(2, 3), 0.5, "add")
+        torch.testing.assert_close(fused, kernels.reference_steer(h, v, torch.ones(2, 3), 0.5))

@@ -24,7 +24,7 @@ SMOKE = ROOT / "studies" / "smoke.toml"
 
 
 def _spec(tmp_path: Path, body: str) -> Path:
-    (tmp_path / "vectors").symlink_to(ROOT / "studies" / "vectors", target_is_directory=True)
+    (tmp_path / "vectors").symlink_to(ROOT / "results" / "vectors", target_is_directory=True)
     path = tmp_path / "bad.toml"
     path.write_text('models = ["tiny"]\nvector_root = "vectors"\n' + body)
     return path
@@ -66,7 +66,7 @@ def test_a_fast_suite_runs_in_fast_mode_under_its_own_key(tmp_path, monkeypatch)
     spec = load_spec(_spec(tmp_path, body))
     seen = []
     real = bench.run_suites
-    monkeypatch.setattr(bench, "run_suites", lambda *a, **k: seen.append((a[1][0], k.get("fast"))) or real(*a, **k))
+    monkeypatch.setattr(bench, "run_suites", lambda *a, **k: seen.append((a[1][0], k["options"].fast)) or real(*a, **k))
     run = execute(spec, tmp_path / "out", executor="local")
     assert sorted(seen) == [("jailbreak", True), ("overrefusal", False)]
     fast = next(u for u in spec.units() if u.target == "suite:jailbreak")
@@ -206,8 +206,8 @@ def test_another_spec_in_the_same_directory_keeps_its_units_apart(tmp_path):
     first = load_spec(SMOKE)
     execute(first, out, executor="local")
     changed = tmp_path / "changed.toml"
-    changed.write_text(SMOKE.read_text().replace("n = 6", "n = 5").replace('vector_root = "vectors"', ""))
-    (tmp_path / "vectors").symlink_to(ROOT / "studies" / "vectors", target_is_directory=True)
+    changed.write_text(SMOKE.read_text().replace("n = 6", "n = 5").replace('vector_root = "../results/vectors"', ""))
+    (tmp_path / "vectors").symlink_to(ROOT / "results" / "vectors", target_is_directory=True)
     second = load_spec(changed)
     run = execute(second, out, executor="local")
     privacy = [r for r in run.results if r["unit"].target == "suite:privacy"]
@@ -218,7 +218,7 @@ def test_another_spec_in_the_same_directory_keeps_its_units_apart(tmp_path):
 
 def test_persona_prompt_reaches_every_bench_prompt(tiny):
     from traitlens.bench.choices import chat_prompts
-    from traitlens.personas import PersonaPrompt, persona_prompt
+    from traitlens.instrument.personas import PersonaPrompt, persona_prompt
 
     plain = tiny.tokenizer.decode(chat_prompts(tiny, ["hello"])[0])
     prompted = tiny.tokenizer.decode(chat_prompts(tiny, ["hello"], PersonaPrompt("P"))[0])

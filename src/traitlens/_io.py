@@ -14,6 +14,7 @@ from typing import Any
 from .errors import TraitlensError
 
 __all__ = [
+    "cache_dir",
     "atomic_write",
     "read_text",
     "read_jsonl",
@@ -23,6 +24,11 @@ __all__ = [
     "save_checked",
     "load_checked",
 ]
+
+
+def cache_dir() -> Path:
+    """Where traitlens keeps what it can recompute: ``$TRAITLENS_CACHE``, default ``~/.cache/traitlens``."""
+    return Path(os.environ.get("TRAITLENS_CACHE", Path.home() / ".cache" / "traitlens"))
 
 
 def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:

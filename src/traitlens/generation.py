@@ -1,11 +1,10 @@
 """Greedy or sampled generation, batched with left padding.
 
 The fast path is the plain Hugging Face module (``backend="hf"``); the TransformerLens bridge
-(``backend="bridge"``) generates ~0.6x as fast here and is kept for checks and for hooks that
-only exist on the bridge. Greedy decoding on the fast path runs ``traitlens.decoding.greedy``,
-bit-identical to ``generate(do_sample=False)`` (``engine="generate"`` runs that reference) and
-faster at batch 1. Opt-in levers that change the arithmetic (``bucket``, ``compact``,
-``stop_when``) are documented in ``traitlens.decoding``.
+(``backend="bridge"``) is slower and is kept for checks and for hooks that only exist on the
+bridge. Greedy decoding on the fast path runs ``traitlens.accel.decoding.greedy``, bit-identical
+to ``generate(do_sample=False)`` (``engine="generate"`` runs that reference). Opt-in levers that change the arithmetic (``bucket``, ``compact``,
+``stop_when``) are documented in ``traitlens.accel.decoding``.
 """
 
 from __future__ import annotations
@@ -16,11 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from traitlens.batching import batched, by_length, pad_left
-from traitlens.decoding.compiled import compiled_greedy
-from traitlens.decoding.loop import Part, StopRule, greedy_parts
-from traitlens.decoding.plan import plan_parts
-from traitlens.decoding.speculative import speculative_greedy
+from traitlens.accel.batching import batched, by_length, pad_left
+from traitlens.accel.decoding.compiled import compiled_greedy
+from traitlens.accel.decoding.levers import Levers
+from traitlens.accel.decoding.loop import Part, greedy_parts
+from traitlens.accel.decoding.plan import plan_parts
+from traitlens.accel.decoding.speculative import speculative_greedy
 from traitlens.models import LoadedModel
 
 __all__ = ["Generation", "generate", "ENGINES"]
@@ -46,7 +46,7 @@ def _trim(ids: list[int], stop_ids: set[int]) -> list[int]:
 
 def _parts(chunk, pad_id: int, share_prefix: bool, size: int) -> list[Part]:
     """The batch as prefill parts of at most ``size`` prompts; with ``share_prefix``, planned
-    (``traitlens.decoding.plan``): each part's shared prefix runs once where that pays."""
+    (``traitlens.accel.decoding.plan``): each part's shared prefix runs once where that pays."""
     if share_prefix:
         return plan_parts(chunk, pad_id, size)
     return [((), *pad_left(sub, pad_id)) for sub in batched(chunk, size)]
@@ -55,7 +55,7 @@ def _parts(chunk, pad_id: int, share_prefix: bool, size: int) -> list[Part]:
 def _stop_ids(model: LoadedModel) -> set[int]:
     tokenizer = model.tokenizer
     stops = {tokenizer.eos_token_id}
-    eos = model.fast_model.generation_config.eos_token_id
+    eos = model.hf_model.generation_config.eos_token_id
     stops.update(eos if isinstance(eos, list) else [eos])
     return {s for s in stops if s is not None}
 
@@ -65,7 +65,7 @@ def _generate_hf(model, ids, mask, max_new_tokens, temperature, use_cache, pad_i
     kwargs = (
         dict(do_sample=False) if temperature <= 0 else dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
     )
-    out = model.fast_model.generate(
+    out = model.hf_model.generate(
         input_ids=ids.to(model.device),
         attention_mask=mask.to(model.device),
         max_new_tokens=max_new_tokens,
@@ -106,25 +106,15 @@ def generate(
     backend: str = "hf",
     steering=None,
     engine: str = "loop",
-    bucket: bool = False,
-    compact: bool = False,
-    stop_when: StopRule | None = None,
-    share_prefix: bool = False,
-    prefill_size: int | None = None,
-    candidates: bool = False,
+    levers: Levers = Levers(),
     draft: LoadedModel | None = None,
 ) -> list[Generation]:
     """Continue each prompt (token ids, e.g. from ``chat_ids``); greedy when temperature is 0.
 
     ``steering`` (a ``traitlens.steering.Steering``) is installed per batch, so ``response``
     positions start right after that batch's (left-padded) prompts. Fast path only.
-    Opt-in speed levers (greedy, fast path): ``bucket`` batches prompts of similar length
-    together, ``compact`` drops finished rows, ``stop_when(new_ids)`` ends a row early,
-    ``share_prefix`` computes the tokens a batch's prompts all start with once; with
-    ``prefill_size``, a batch is prefilled in parts of that many prompts (each with its own
-    shared prefix and padding) and decoded as one, its cache written in place; ``candidates``
-    picks each token among a bfloat16 head's top candidates, scored again exactly.
-    ``engine="speculative"`` (opt-in, greedy, one prompt at a time) lets ``draft`` (the same
+    ``levers`` (opt-in, greedy, fast path: ``accel.decoding.Levers``) change how batches are
+    decoded. ``engine="compiled"`` compiles the one-token step; ``engine="speculative"`` (opt-in, greedy, one prompt at a time) lets ``draft`` (the same
     checkpoint in bfloat16) propose tokens that the model verifies several at a time
     (``decoding.speculative``)."""
     if steering is not None and backend != "hf":
@@ -134,45 +124,39 @@ def generate(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     looped = backend == "hf" and temperature <= 0 and use_cache and engine != "generate"
-    levers = bucket or compact or share_prefix or candidates or prefill_size is not None or stop_when is not None
-    if levers and not (looped and engine == "loop"):
-        raise ValueError(
-            "bucket, compact, share_prefix, prefill_size, candidates and stop_when need greedy decoding on the fast "
-            "path (engine='loop')"
-        )
-    if prefill_size is not None and (isinstance(prefill_size, bool) or prefill_size < 1):
-        raise ValueError(f"prefill_size must be a positive number of prompts, not {prefill_size!r}")
+    if levers.any and not (looped and engine == "loop"):
+        raise ValueError("decoding levers need greedy decoding on the fast path (engine='loop')")
     if engine in ("compiled", "speculative") and not looped:
         raise ValueError(f"engine='{engine}' is greedy decoding on the fast path (backend='hf', temperature 0)")
     if engine in ("compiled", "speculative") and steering is not None and steering.positions != "all":
         raise ValueError(f"engine='{engine}' steers at all positions only (position masks read a Python counter)")
     if (engine == "speculative") != (draft is not None):
         raise ValueError("engine='speculative' needs a draft model, and only it takes one")
-    if draft is not None and draft.fast_model.config.vocab_size != model.fast_model.config.vocab_size:
+    if draft is not None and draft.hf_model.config.vocab_size != model.hf_model.config.vocab_size:
         raise ValueError("the draft model must share the model's vocabulary")
     run = _generate_hf if backend == "hf" else _generate_bridge
     pad_id = model.tokenizer.pad_token_id
     stops = _stop_ids(model)
     torch.manual_seed(seed)
     prompts = list(prompts)
-    order = by_length(prompts) if bucket else list(range(len(prompts)))
+    order = by_length(prompts) if levers.bucket else list(range(len(prompts)))
     results: dict[int, Generation] = {}
     for rows in batched(order, 1 if draft is not None else batch_size):
         chunk = [prompts[k] for k in rows]
-        parts = _parts(chunk, pad_id, share_prefix, prefill_size or len(chunk))
+        parts = _parts(chunk, pad_id, levers.share_prefix, levers.prefill_size or len(chunk))
         width = max(len(shared) + ids.shape[1] for shared, ids, _ in parts)  # where every row's prompt ends
         context = steering.attach(model, prompt_length=width) if steering is not None else nullcontext()
         drafting = steering.attach(draft, prompt_length=width) if steering is not None and draft else nullcontext()
         with context, drafting:
             if draft is not None:
-                new = [speculative_greedy(model.fast_model, draft.fast_model, chunk[0], max_new_tokens, stops)]
+                new = [speculative_greedy(model.hf_model, draft.hf_model, chunk[0], max_new_tokens, stops)]
             elif looped and engine == "loop":
                 new = greedy_parts(
-                    model.fast_model, parts, max_new_tokens, stops, pad_id, compact=compact, stop_when=stop_when,
-                    roomy=prefill_size is not None, candidates=candidates,
+                    model.hf_model, parts, max_new_tokens, stops, pad_id, compact=levers.compact,
+                    stop_when=levers.stop_when, roomy=levers.prefill_size is not None, candidates=levers.candidates,
                 )  # fmt: skip
             elif looped:
-                new = compiled_greedy(model.fast_model, *pad_left(chunk, pad_id), max_new_tokens, stops, pad_id)
+                new = compiled_greedy(model.hf_model, *pad_left(chunk, pad_id), max_new_tokens, stops, pad_id)
             else:
                 ids, mask = pad_left(chunk, pad_id)
                 new = run(model, ids, mask, max_new_tokens, temperature, use_cache, pad_id, stops).tolist()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -14,9 +13,10 @@ from traitlens.assess.result import AssessmentResult
 from traitlens.assess.sampling import model_sampler, run_sample
 from traitlens.assess.scorer import ModelScorer
 from traitlens.assess.validity import CONTENT_FREE_QUESTIONS, PRIOR_QUESTIONS, measure_validity
-from traitlens.balance import length_balance
 from traitlens.errors import TraitlensError
-from traitlens.items import DIMENSIONS, ItemBank, default_items
+from traitlens.instrument.balance import length_balance
+from traitlens.instrument.items import DIMENSIONS, ItemBank, default_items
+from traitlens.options import RunOptions
 
 __all__ = [
     "Intervention",
@@ -40,22 +40,6 @@ class Intervention(Protocol):
     def attach(self, model: Any) -> contextlib.AbstractContextManager: ...
 
     def describe(self) -> dict[str, Any]: ...
-
-
-# Priors and validity depend only on the unsteered model and the items: a calibration that
-# assesses the same items at twenty strengths computes them once.
-_MEMO: OrderedDict = OrderedDict()
-_MEMO_SIZE = 32
-
-
-def _memo(key: tuple, compute: Callable[[], Any]) -> Any:
-    if key in _MEMO:
-        _MEMO.move_to_end(key)
-        return _MEMO[key]
-    value = _MEMO[key] = compute()
-    while len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
-    return value
 
 
 def _state(intervention) -> str | None:
@@ -114,6 +98,7 @@ def assess(
     intervention: Intervention | None = None,
     validity: bool | None = None,
     progress: Callable[[int], None] | None = None,
+    options: RunOptions | None = None,
 ) -> AssessmentResult:
     """Assess ``model`` (a ``LoadedModel``) on ``items`` (default: the shipped bank).
 
@@ -122,7 +107,9 @@ def assess(
     model without ``intervention`` and without ``system``; ``validity`` (default: only when
     ``readout`` is ``auto``, which needs it) adds them to the result. ``auto`` readouts are
     chosen by the validity checks on the bank's train items (``readout_items``), never on the
-    items reported unless the bank has no train items."""
+    items reported unless the bank has no train items. ``options`` says how the passes run
+    (``RunOptions``: a memo that a series of calls shares, the opt-in fast path); the result
+    does not depend on them unless ``options.fast``."""
     if protocol not in PROTOCOLS:
         raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")
     named = set(readout.values()) if isinstance(readout, dict) else {readout}
@@ -142,25 +129,21 @@ def assess(
     # Something attached behind assess' back (a hook, a fold) is not in any key: nothing computed
     # on such a model is memoised or stored, so it can never be read back as the plain model's.
     clean = model.untouched()
-    remember = _memo if clean else (lambda key, compute: compute())
     if protocol == "logprob":
-        scorer = ModelScorer(model, batch_size=batch_size, progress=progress, state="none" if clean else None)
+        state = "none" if clean else None
+        scorer = ModelScorer(model, batch_size=batch_size, progress=progress, state=state, options=options)
         auto = [d for d in dimensions if (readout.get(d, "auto") if isinstance(readout, dict) else readout) == "auto"]
         chooser, chosen_on = readout_items(bank_all, bank, auto) if auto else (bank, "reported")
 
         def prior_of(items: ItemBank) -> dict:
-            key = (*model.identity, items.content_hash(), "prior", PRIOR_QUESTIONS)
-            return remember(key, lambda: option_prior(scorer, list(items), PRIOR_QUESTIONS))
+            return option_prior(scorer, list(items), PRIOR_QUESTIONS)
 
         prior, checks = None, None
         if auto or named & set(CORRECTED_READOUTS) or validity:
             prior = prior_of(bank)
         if auto or validity:
             chooser_prior = prior if chooser is bank else prior_of(chooser)
-            checks = remember(
-                (*model.identity, chooser.content_hash(), "validity", CONTENT_FREE_QUESTIONS),
-                lambda: measure_validity(scorer, list(chooser), SCORED_READOUTS, chooser_prior, label_gate=label_gate),
-            )
+            checks = measure_validity(scorer, list(chooser), SCORED_READOUTS, chooser_prior, label_gate=label_gate)
             extra["readouts"] = checks.to_dict()
             extra["readouts_measured_on"] = chosen_on
             if auto and chosen_on == "reported":

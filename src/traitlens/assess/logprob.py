@@ -18,7 +18,7 @@ from traitlens.assess.result import DimensionResult, record
 from traitlens.assess.scorer import Scorer
 from traitlens.assess.stats import bootstrap_ci
 from traitlens.assess.validity import Validity, choose_readout
-from traitlens.items import Item
+from traitlens.instrument.items import Item
 
 __all__ = ["READOUTS", "ORDER_CONSISTENCY_MIN", "LABEL_MASS_MIN", "label_gate", "run_logprob"]
 

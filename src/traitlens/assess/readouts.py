@@ -27,7 +27,7 @@ import numpy as np
 from traitlens.assess.requests import label_requests, option_requests
 from traitlens.assess.scorer import Scorer
 from traitlens.assess.stats import sigmoid
-from traitlens.items import Item
+from traitlens.instrument.items import Item
 
 __all__ = [
     "LabelScore",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from traitlens.chat import Message, chat_messages
-from traitlens.items import Item, Option
+from traitlens.instrument.items import Item, Option
 
 __all__ = ["LABELS", "LabelRequest", "OptionRequest", "label_requests", "option_requests"]
 

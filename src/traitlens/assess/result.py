@@ -9,7 +9,7 @@ from typing import Any
 
 from traitlens._io import write_json
 from traitlens.errors import TraitlensError
-from traitlens.items import DIMENSIONS
+from traitlens.instrument.items import DIMENSIONS
 
 __all__ = ["DimensionResult", "AssessmentResult"]
 

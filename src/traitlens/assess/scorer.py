@@ -2,81 +2,34 @@
 
 A ``Scorer`` answers two questions; tests substitute fakes with planted answers.
 
-Inside ``score_memo()`` a ``ModelScorer`` told the model's ``state`` (what is attached to it:
-``"none"``, or an intervention's fingerprint) keeps its results, keyed by that state and the exact
-token ids and batching, so a pipeline that asks the same question twice (the validity checks and
-the baseline both read the plain label readout; the steered assessment and its per-readout
-views score the same options) computes it once. The numbers are those of the first computation,
-bit for bit. The block's contract: nothing attaches to the model behind the scorers' backs.
-Given a ``ScoreStore``, the block also keeps its results on disk for later runs (``store``).
-
-Inside ``fast_scoring()`` (opt-in: ``traitlens edit --fast``) scorers take a faster path that is
-not bit-identical: the tokens every prompt of a batch starts with (the chat template's system
-turn) run once and every row continues from that cache, and batches are cut from prompts sorted
-by length (answers by length too), so little of a batch is padding. Its results are memoised and
-stored under their own keys.
+A ``ModelScorer`` told the model's ``state`` (what is attached to it: ``"none"``, or an
+intervention's fingerprint) keeps its results in the run's ``ScoreMemo`` (``options.memo``),
+keyed by that state and the exact token ids and batching; the numbers are those of the first
+computation, bit for bit. The contract: nothing attaches to the model behind the scorer's back
+(a model that is not ``untouched()`` while the state says ``"none"`` is never memoised).
+``options.fast`` takes the opt-in fast path (``traitlens.accel.scoring``), memoised under keys of
+its own; ``options.lower_layers`` routes every pass through a calibration's replay.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 import torch
 
+from traitlens.accel.batching import batched, by_length, pad_left, pad_right, shared_prefix
+from traitlens.accel.decoding.plan import CALL_COST
+from traitlens.accel.lower_layers import expanded, forward, select_rows
+from traitlens.accel.scoring import fast_chunks, real_positions, unembedding_outside
 from traitlens.assess.requests import LABELS, LabelRequest, OptionRequest
-from traitlens.assess.store import ScoreStore, environment
-from traitlens.batching import batched, by_length, pad_left, pad_right, shared_prefix
 from traitlens.chat import chat_ids
-from traitlens.decoding.plan import CALL_COST
 from traitlens.errors import TraitlensError
 from traitlens.models import LoadedModel
-from traitlens.models.reuse import expanded, forward, select_rows
+from traitlens.options import RunOptions
 
-__all__ = ["Scorer", "ModelScorer", "score_memo", "active_store", "fast_scoring", "fast_scoring_on"]
-
-_MEMO: ContextVar[tuple[OrderedDict, ScoreStore | None] | None] = ContextVar("traitlens_score_memo", default=None)
-_FAST: ContextVar[bool] = ContextVar("traitlens_fast_scoring", default=False)
-MEMO_SIZE = 256  # results kept in memory per block (each a few kB)
-
-
-@contextlib.contextmanager
-def score_memo(store: ScoreStore | None = None) -> Iterator[OrderedDict]:
-    """Scorers with a known ``state`` reuse each other's results inside this block (and, with a
-    ``store``, the results of earlier runs, keeping their own there too)."""
-    memo: OrderedDict = OrderedDict()
-    token = _MEMO.set((memo, store))
-    try:
-        yield memo
-    finally:
-        _MEMO.reset(token)
-
-
-@contextlib.contextmanager
-def fast_scoring(on: bool = True) -> Iterator[None]:
-    """Scorers created inside this block take the fast path (see the module's docstring)."""
-    token = _FAST.set(on)
-    try:
-        yield
-    finally:
-        _FAST.reset(token)
-
-
-def fast_scoring_on() -> bool:
-    """Whether we are inside ``fast_scoring()`` (other passes of a pipeline, such as the persona
-    source's replies, take their opt-in levers there too)."""
-    return _FAST.get()
-
-
-def active_store() -> ScoreStore | None:
-    """The store of the ``score_memo`` block we are in (``None``: none, or a block without one)."""
-    block = _MEMO.get()
-    return block[1] if block is not None else None
+__all__ = ["Scorer", "ModelScorer"]
 
 
 class Scorer(Protocol):
@@ -96,10 +49,11 @@ class ModelScorer:
         batch_size: int = 16,
         progress=None,
         state: str | None = None,
-        fast: bool | None = None,
+        options: RunOptions | None = None,
     ):
         self.model = model
-        self.fast = _FAST.get() if fast is None else fast  # None: as the enclosing ``fast_scoring`` says
+        self.options = options or RunOptions()
+        self.fast = self.options.fast
         self.batch_size = batch_size
         self.progress = progress  # callable(n_done) or None
         self.state = state  # what is attached to the model now; None: results are not memoised
@@ -115,7 +69,8 @@ class ModelScorer:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
         with torch.inference_mode():
             out = forward(
-                self.model,
+                self.model.hf_model,
+                self.options.lower_layers,
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 position_ids=positions.to(device),
@@ -130,29 +85,12 @@ class ModelScorer:
             self.progress(n)
 
     def _memoised(self, kind: str, inputs: tuple, ticks: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        block = _MEMO.get()
-        if block is None or self.state is None or (self.state == "none" and not self.model.untouched()):
+        memo = self.options.memo
+        if memo is None or self.state is None or (self.state == "none" and not self.model.untouched()):
             return compute()  # "none" with something attached would file steered numbers as plain ones
-        memo, store = block
         path = ("fast",) if self.fast else ()  # the exact path keeps the keys it always had
-        what = repr((*self.model.identity, self.state, self.batch_size, kind, inputs, *path))
-        key = hashlib.sha256(what.encode()).hexdigest()
-        if key in memo:
-            memo.move_to_end(key)
-            self._tick(ticks)
-            return memo[key].copy()
-        stored = hashlib.sha256(f"{key}{environment()}".encode()).hexdigest() if store is not None else None
-        value = store.load(stored) if stored is not None else None
-        if value is None:
-            value = compute()
-            if stored is not None:
-                store.save(stored, value)
-        else:
-            self._tick(ticks)
-        memo[key] = value
-        while len(memo) > MEMO_SIZE:
-            memo.popitem(last=False)
-        return value.copy()
+        what = (*self.model.identity, self.state, self.batch_size, kind, inputs, *path)
+        return memo.arrays(what, compute, on_hit=lambda: self._tick(ticks))
 
     def next_token_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
         """[n, len(token_ids)]: log-probabilities of ``token_ids`` right after each prompt."""
@@ -213,7 +151,7 @@ class ModelScorer:
             by_prompt.setdefault(tuple(prompt), []).append(k)
         scores = np.zeros(len(prompts))
         groups = list(by_prompt.items())
-        chunks = batched(groups, self.batch_size) if not self.fast else self._fast_chunks(groups, answers)
+        chunks = batched(groups, self.batch_size) if not self.fast else fast_chunks(groups, answers, self.batch_size)
         start = self._shared_start([p for p, _ in groups])
         for chunk in chunks:
             rows = [k for _, ks in chunk for k in ks]
@@ -223,26 +161,9 @@ class ModelScorer:
             self._tick(len(rows))
         return scores
 
-    def _fast_chunks(self, groups: list, answers: Sequence[Sequence[int]]) -> list[list]:
-        """Batches of at most twice ``batch_size`` answers, by answer length (a prompt with more
-        answers than that is split), so the answers of one batch pad little."""
-        cut = 2 * self.batch_size
-        pieces = [
-            (prompt, list(piece))
-            for prompt, ks in groups
-            for piece in batched(sorted(ks, key=lambda k: len(answers[k])), cut)
-        ]
-        pieces.sort(key=lambda g: (max(len(answers[k]) for k in g[1]), len(g[0])))
-        chunks: list[list] = [[]]
-        for piece in pieces:
-            if sum(len(ks) for _, ks in chunks[-1]) + len(piece[1]) > cut:
-                chunks.append([])
-            chunks[-1].append(piece)
-        return [c for c in chunks if c]
-
     def _check_length(self, requests, lengths: Sequence[int]) -> None:
         """An item longer than the model's context cannot be scored: say so before any work."""
-        context = getattr(self.model.fast_model.config, "max_position_embeddings", None)
+        context = getattr(self.model.hf_model.config, "max_position_embeddings", None)
         if context is None:
             return
         for request, length in zip(requests, lengths, strict=True):
@@ -282,40 +203,10 @@ class ModelScorer:
         for row, answer in enumerate(answers):
             targets[row, : len(answer) - 1] = torch.as_tensor(answer[1:])
         full_mask = torch.cat([mask[owner], tail_mask], dim=1)
-        if self.fast and self._unembedding_outside():
-            later = self._real_positions(tails, full_mask, cache, targets, tail_mask)
+        if self.fast and unembedding_outside(self.model.hf_model):
+            run = lambda: self._forward(tails, full_mask, 1, cache=cache)[0]  # noqa: E731
+            later = real_positions(self.model.hf_model, run, targets, tail_mask)
         else:
             rest, _ = self._forward(tails, full_mask, 0, cache=cache, use_cache=True)
             later = rest.gather(-1, targets[..., None])[..., 0] * tail_mask
         return (first + later.sum(-1)).numpy().astype(float)
-
-    def _unembedding_outside(self) -> bool:
-        """Can the fast path apply the unembedding itself (``lm_head`` after the final ``norm``,
-        no soft-capping)? Checked against the model's own logits on every pass."""
-        fast_model = self.model.fast_model
-        return (
-            hasattr(fast_model, "lm_head")
-            and hasattr(getattr(fast_model, "model", None), "norm")
-            and not getattr(fast_model.config, "final_logit_softcapping", None)
-        )
-
-    def _real_positions(self, ids, mask, cache, targets, real) -> torch.Tensor:
-        """Fast path: log-probabilities of ``targets`` at the real (unpadded) positions of ``ids``
-        only; the final norm's output is caught and only those rows meet the unembedding."""
-        fast_model = self.model.fast_model
-        caught: list[torch.Tensor] = []
-        handle = fast_model.model.norm.register_forward_hook(lambda module, args, out: caught.append(out))
-        try:
-            last, _ = self._forward(ids, mask, 1, cache=cache)
-        finally:
-            handle.remove()
-        where = real.bool().to(caught[-1].device)
-        with torch.inference_mode():
-            check = fast_model.lm_head(caught[-1][:, -1]).float().log_softmax(-1).cpu()
-            if not torch.allclose(check, last[:, -1], atol=1e-3):
-                raise RuntimeError("fast scoring: the model's logits are not lm_head(norm(...)); use the exact path")
-            logits = fast_model.lm_head(caught[-1][where]).float()
-            picked = logits.gather(-1, targets.to(logits.device)[where][:, None])[:, 0] - logits.logsumexp(-1)
-        out = torch.zeros(real.shape)
-        out[real.bool()] = picked.cpu()
-        return out

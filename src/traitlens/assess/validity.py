@@ -28,8 +28,8 @@ from traitlens.assess.readouts import (
     score_items,
 )
 from traitlens.assess.scorer import Scorer
-from traitlens.items import DIMENSIONS, Item
-from traitlens.personas import persona_prompt
+from traitlens.instrument.items import DIMENSIONS, Item
+from traitlens.instrument.personas import persona_prompt
 
 __all__ = [
     "PRIOR_QUESTIONS",

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from traitlens.bench.base import SuiteResult
-from traitlens.bench.common import fast_decoding
 from traitlens.bench.generative import JailbreakSuite, LeakageSuite, OverRefusalSuite, ToxicitySuite
 from traitlens.bench.judgement import FAIRNESS, PRIVACY, BBQSuite, CapabilitySuite
 from traitlens.bench.loaders import read_bbq, read_goals, read_leakage, read_mcq, read_prompts, read_statements, resolve
 from traitlens.bench.refusal import RefusalDetector, default_detector
 from traitlens.bench.toxicity import ToxicityScorer, get_scorer
 from traitlens.errors import TraitlensError
+from traitlens.options import RunOptions
 
 __all__ = [
     "SUITES",
@@ -98,18 +98,20 @@ def run_suites(
     limit: int | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     sizes: dict[str, int] | None = None,
-    fast: bool = False,
     judges: Judges | None = None,
+    options: RunOptions | None = None,
 ) -> dict[str, SuiteResult]:
-    """Each suite in ``names``, judged by ``judges`` (default: the shipped judges); ``fast``
-    (opt-in) runs the generated-text suites in ``fast_decoding`` mode (measured verdict agreement
-    in ``benchmarks/RESULTS.md``)."""
+    """Each suite in ``names``, judged by ``judges`` (default: the shipped judges). With
+    ``options.fast`` (opt-in) the generated-text suites decode with the fast levers
+    (``traitlens.accel.suites``; verdict agreement measured in ``benchmarks/RESULTS.md``)."""
     suites = build_suites(judges) if judges is not None else SUITES
+    fast = options is not None and options.fast
     results = {}
-    with fast_decoding(fast):
-        for name in names:
-            tick = progress(f"{name}", sizes.get(name, 0)) if progress and sizes else None
-            results[name] = suites[name].run(model, intervention=intervention, data=data, limit=limit, progress=tick)
+    for name in names:
+        tick = progress(f"{name}", sizes.get(name, 0)) if progress and sizes else None
+        results[name] = suites[name].run(
+            model, intervention=intervention, data=data, limit=limit, progress=tick, fast=fast
+        )
     return results
 
 

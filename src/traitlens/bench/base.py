@@ -76,6 +76,7 @@ class Suite(Protocol):
         data: str | None = None,
         limit: int | None = None,
         progress: Callable[[int], None] | None = None,
+        fast: bool = False,
     ) -> SuiteResult: ...
 
 

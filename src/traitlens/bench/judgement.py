@@ -11,7 +11,7 @@ from traitlens.bench.base import SuiteResult, accuracy, bootstrap_metric, f1_sco
 from traitlens.bench.choices import next_token_choice, option_choice
 from traitlens.bench.common import generate_replies
 from traitlens.bench.loaders import read_bbq, read_mcq, read_statements, resolve
-from traitlens.capability import perplexity
+from traitlens.perplexity_guard import perplexity
 
 __all__ = ["JudgementSuite", "CapabilitySuite", "BBQSuite"]
 
@@ -32,7 +32,7 @@ class JudgementSuite:
     name: str
     question: str  # with {statement}
 
-    def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
+    def run(self, model, intervention=None, data=None, limit=None, progress=None, fast=False) -> SuiteResult:
         path = resolve(self.name, data)
         items = subset(read_statements(path, second_half=path.suffix == ".csv" and data is not None), limit)
         texts = [self.question.format(statement=i["text"]) for i in items]
@@ -44,7 +44,7 @@ class JudgementSuite:
         )
         offset = float((free[:, 1] - free[:, 0]).mean())
         calibrated = (logprobs[:, 1] - logprobs[:, 0] > offset).astype(int)
-        replies = generate_replies(model, texts, intervention, max_new_tokens=2, progress=progress)
+        replies = generate_replies(model, texts, intervention, max_new_tokens=2, progress=progress, fast=fast)
         parsed = np.array([1 if r.strip().startswith("1") else 0 if r.strip().startswith("0") else -1 for r in replies])
         value = f1_score(truth, predicted)
         records = [
@@ -109,7 +109,7 @@ class CapabilitySuite:
 
     name: str = "capability"
 
-    def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
+    def run(self, model, intervention=None, data=None, limit=None, progress=None, fast=False) -> SuiteResult:
         path = resolve(self.name, None if data is None else data)
         items = subset(read_mcq(path), limit)
         picks = option_choice(model, [i["question"] for i in items], [i["options"] for i in items], intervention)
@@ -132,7 +132,7 @@ class BBQSuite:
 
     name: str = "bbq"
 
-    def run(self, model, intervention=None, data=None, limit=None, progress=None) -> SuiteResult:
+    def run(self, model, intervention=None, data=None, limit=None, progress=None, fast=False) -> SuiteResult:
         path = resolve(self.name, data)
         items = subset(read_bbq(path), limit)
         questions = [f"{i['context']}\n{i['question']}" for i in items]

@@ -42,7 +42,7 @@ def assess_command(
     from traitlens.assess.readouts import CORRECTED_READOUTS
     from traitlens.assess.report import assessment_markdown, assessment_table, plot_assessment
     from traitlens.errors import TraitlensError
-    from traitlens.items import default_items, load_items
+    from traitlens.instrument.items import default_items, load_items
 
     if protocol not in PROTOCOLS:
         raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")

@@ -47,6 +47,7 @@ def bench_command(
     from traitlens.bench.report import bench_markdown, bench_table, plot_bench, write_generations
     from traitlens.bench.toxicity import get_scorer
     from traitlens.errors import TraitlensError
+    from traitlens.options import RunOptions
     from traitlens.steering.inject import load_intervention
 
     names = parse_suites(suite, with_data=data is not None)
@@ -60,9 +61,10 @@ def bench_command(
     loaded = load_with_status(model, dtype)
     steering = load_intervention(vector, loaded, alpha) if vector else None
     with progress_factory() as factory:
-        before = run_suites(loaded, names, None, data, limit, factory, sizes, fast, judges)
+        options = RunOptions(fast=fast)
+        before = run_suites(loaded, names, None, data, limit, factory, sizes, judges, options)
         edited = lambda d, n: factory(f"{d} (edited)", n)  # noqa: E731
-        after = run_suites(loaded, names, steering, data, limit, edited, sizes, fast, judges) if steering else None
+        after = run_suites(loaded, names, steering, data, limit, edited, sizes, judges, options) if steering else None
     out.mkdir(parents=True, exist_ok=True)
     result = bench_json(before, after, judges) | {
         "model": loaded.fingerprint.to_dict(),

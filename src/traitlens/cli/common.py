@@ -49,8 +49,8 @@ FastOption = typer.Option(
 
 
 def load_with_status(spec: str, dtype: str = "float32"):
+    from traitlens.accel.precision import check_dtype
     from traitlens.models import load_model
-    from traitlens.models.precision import check_dtype
 
     check_dtype(dtype)  # before the (slow) load
     with err_console.status(f"loading {spec} ..."):

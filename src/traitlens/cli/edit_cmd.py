@@ -38,7 +38,9 @@ def edit_command(
         [], "--extra-items", help="Another instrument (JSONL items) to report before/after/persona on (repeatable)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default: runs/edit-<TRAIT>)."),
-    export: Path | None = typer.Option(None, "--export", help="Vector directory (default: vectors/<model>/<TRAIT>)."),
+    export: Path | None = typer.Option(
+        None, "--export", help="Vector directory (default: results/vectors/<model>/<TRAIT>)."
+    ),
     no_export: bool = typer.Option(False, "--no-export", help="Do not export the vector."),
     bench: bool = typer.Option(True, "--bench/--no-bench", help="Run the safety suites before and after the edit."),
     bench_limit: int = typer.Option(20, "--bench-limit", min=1, help="Items per safety suite (our samples)."),
@@ -52,11 +54,13 @@ def edit_command(
     ),
 ) -> None:
     """Edit one trait: baseline -> direction -> calibrated alpha -> re-assessment -> report + vector."""
+    from traitlens.edit.pipeline import check_options, default_recipes, edit
+    from traitlens.edit.recipe import parse_recipes
+    from traitlens.edit.report import edit_markdown, write_edit_outputs
     from traitlens.errors import TraitlensError
-    from traitlens.items import Trait, load_items
-    from traitlens.steering.edit import check_options, default_recipes, edit
-    from traitlens.steering.recipe import parse_recipes
-    from traitlens.steering.report import edit_markdown, write_edit_outputs
+    from traitlens.instrument.items import Trait, load_items
+    from traitlens.memo import ScoreStore
+    from traitlens.options import RunOptions
 
     trait = Trait.parse(trait)
     chosen = parse_recipes(recipes) if recipes.strip() else default_recipes(pairs)
@@ -67,7 +71,7 @@ def edit_command(
     check_options(alpha, goal, guard)  # before the slow model load; edit() checks them again
     loaded = load_with_status(model, dtype)
     out = out or Path("runs") / f"edit-{trait}"
-    export = None if no_export else (export or Path("vectors") / loaded.name / trait)
+    export = None if no_export else (export or Path("results") / "vectors" / loaded.name / trait)
     with progress_factory() as factory:
         run_bench = _bench_runner(bench_limit, fast) if bench else None
         result = edit(
@@ -82,8 +86,7 @@ def edit_command(
             extra_items=instruments,
             run_bench=run_bench,
             progress=factory,
-            score_store=score_cache,
-            fast=fast,
+            options=RunOptions.cached(ScoreStore.default() if score_cache else None, fast=fast),
         )
     write_edit_outputs(result, out, export)
     console.print(edit_markdown(result).split("## Calibration")[0], markup=False, highlight=False)
@@ -93,10 +96,13 @@ def edit_command(
 def _bench_runner(limit: int, fast: bool = False):
     """Before/after safety suites on our shipped samples, ``limit`` items each."""
     from traitlens.bench import DEFAULT_SUITES, bench_json, run_suites
+    from traitlens.options import RunOptions
+
+    options = RunOptions(fast=fast)
 
     def run(model, steering):
-        before = run_suites(model, DEFAULT_SUITES, None, None, limit, fast=fast)
-        after = run_suites(model, DEFAULT_SUITES, steering, None, limit, fast=fast)
+        before = run_suites(model, DEFAULT_SUITES, None, None, limit, options=options)
+        after = run_suites(model, DEFAULT_SUITES, steering, None, limit, options=options)
         return bench_json(before, after) | {"limit": limit, "fast": fast}
 
     return run

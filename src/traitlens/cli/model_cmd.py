@@ -48,10 +48,10 @@ def chat(
     ),
 ) -> None:
     """Greedy reply to one message, for a first look at a model."""
+    from traitlens.accel.precision import check_dtype
     from traitlens.chat import chat_ids, chat_messages
     from traitlens.errors import TraitlensError
     from traitlens.generation import generate
-    from traitlens.models.precision import check_dtype
 
     if speculative and dtype != "float32":
         raise TraitlensError("--speculative verifies in float32: leave --dtype at float32")

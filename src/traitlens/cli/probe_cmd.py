@@ -35,7 +35,7 @@ def probe_command(
     """Per-layer linear probes and trait directions for each dimension."""
     from traitlens._io import write_text
     from traitlens.errors import TraitlensError
-    from traitlens.items import load_items
+    from traitlens.instrument.items import load_items
     from traitlens.models import RESID_POINTS
     from traitlens.probe.api import default_contrast, parse_traits, probe
     from traitlens.probe.collect import REDUCTIONS
@@ -61,7 +61,7 @@ def probe_command(
         contrast.check(dim)
     loaded = load_with_status(model)
     if persona:
-        from traitlens.items import default_items
+        from traitlens.instrument.items import default_items
         from traitlens.probe.persona import persona_pairs
 
         bank = (load_items(items) if items else default_items()).select("all", dims)

@@ -13,7 +13,7 @@ __all__ = ["serve_command"]
 
 def serve_command(
     model: str = ModelOption,
-    vectors: Path | None = typer.Option(None, "--vectors", help="Vector library (default: vectors/<model>)."),
+    vectors: Path | None = typer.Option(None, "--vectors", help="Vector library (default: results/vectors/<model>)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: this machine only)."),
     port: int = typer.Option(8765, "--port", min=1, max=65535),
     out: Path = typer.Option(Path("runs/mixes"), "--out", help="Where 'save this mix' writes vectors."),
@@ -29,7 +29,7 @@ def serve_command(
     except ImportError as exc:
         raise TraitlensError(f"the playground needs fastapi and uvicorn ({exc.name} is missing)") from None
     loaded = load_with_status(model)
-    library = vectors or Path("vectors") / loaded.name
+    library = vectors or Path("results") / "vectors" / loaded.name
     if not library.is_dir():
         raise TraitlensError(f"vector library not found: {library}")
     playground = Playground(loaded, load_library(library, loaded), out)

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
+from traitlens.accel.precision import DTYPES, cast_parameters, check_dtype, contiguous_head, row_products
 from traitlens.models.fingerprint import ModelFingerprint, hash_state_dict
-from traitlens.models.precision import DTYPES, cast_parameters, check_dtype, contiguous_head, row_products
 from traitlens.models.registry import BUILTIN_MODELS, DEFAULT_MODEL, resolve
 
 __all__ = ["LoadedModel", "ModelFingerprint", "load_model", "DEFAULT_MODEL", "BUILTIN_MODELS", "DTYPES"]
@@ -29,16 +29,16 @@ class LoadedModel:
     load_seconds: float
     peak_rss_mb: float
 
-    fast_model: Any  # plain HF module sharing the bridge's weights, no hook wrappers
+    hf_model: Any  # plain HF module sharing the bridge's weights, no hook wrappers
     _loaded_state: tuple = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._loaded_state = _module_state(self.fast_model)
+        self._loaded_state = _module_state(self.hf_model)
 
     def untouched(self) -> bool:
         """Nothing attached since loading: the same parameter objects and no hook added (a
         steering fold installs a new bias, a steering or probe hook shows as a hook)."""
-        return _module_state(self.fast_model) == self._loaded_state
+        return _module_state(self.hf_model) == self._loaded_state
 
     @property
     def n_layers(self) -> int:
@@ -50,11 +50,11 @@ class LoadedModel:
 
     @property
     def dtype(self):
-        return next(self.fast_model.parameters()).dtype
+        return next(self.hf_model.parameters()).dtype
 
     @property
     def device(self):
-        return next(self.fast_model.parameters()).device
+        return next(self.hf_model.parameters()).device
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
@@ -94,8 +94,8 @@ def _prepare_tokenizer_for_bridge(tokenizer: Any, name: str) -> None:
 def _unwrapped_twin(model: Any) -> Any:
     """A second HF module over the *same* parameter tensors (no copy).
 
-    Booting the bridge wraps the HF model's submodules in place with hook points, which costs
-    ~1.6x in generation. The twin keeps the plain modules and the fast SDPA attention, so
+    Booting the bridge wraps the HF model's submodules in place with hook points, which slows
+    generation. The twin keeps the plain modules and the fast SDPA attention, so
     generation, batched scoring and steering hooks run at plain-HF speed.
     """
     import copy
@@ -128,11 +128,11 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "flo
     resolved = resolve(spec)
     _prepare_tokenizer_for_bridge(resolved.tokenizer, resolved.name)
     model = resolved.hf_model.to(device)
-    fast_model = _unwrapped_twin(model)
+    hf_model = _unwrapped_twin(model)
     if torch_dtype is not torch.float32:
-        fast_model = contiguous_head(cast_parameters(fast_model, torch_dtype))  # the bridge stays float32
+        hf_model = contiguous_head(cast_parameters(hf_model, torch_dtype))  # the bridge stays float32
         if not str(device).startswith("cuda"):
-            fast_model = row_products(fast_model)
+            hf_model = row_products(hf_model)
     bridge = TransformerBridge.boot_transformers(resolved.name, hf_model=model, tokenizer=resolved.tokenizer)
     bridge.eval()
     fingerprint = ModelFingerprint(
@@ -147,7 +147,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "flo
         name=resolved.name,
         bridge=bridge,
         tokenizer=bridge.tokenizer,
-        fast_model=fast_model,
+        hf_model=hf_model,
         fingerprint=fingerprint,
         load_seconds=time.perf_counter() - start,
         peak_rss_mb=peak_mb,

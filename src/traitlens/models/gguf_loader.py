@@ -1,7 +1,7 @@
 """Direct dequantising GGUF loader for Llama-architecture files.
 
-transformers can load a GGUF with ``gguf_file=`` but takes ~20 s for the default model; reading
-the tensors with the ``gguf`` package and dequantising them with numpy takes a few seconds.
+transformers can load a GGUF with ``gguf_file=`` but slowly; reading the tensors with the
+``gguf`` package and dequantising them with numpy is several times faster.
 Files of other architectures fall back to transformers' own loader (see ``registry``).
 """
 

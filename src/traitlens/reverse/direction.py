@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from traitlens.batching import batched, pad_left
+from traitlens.accel.batching import batched, pad_left
 from traitlens.bench.loaders import read_goals, read_prompts, resolve
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.errors import TraitlensError
@@ -100,7 +100,7 @@ def prompt_activations(model, prompts: Sequence[str], batch_size: int = 16) -> t
         ids, mask = pad_left(chunk, model.tokenizer.pad_token_id)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            out = model.fast_model(
+            out = model.hf_model(
                 input_ids=ids.to(model.device),
                 attention_mask=mask.to(model.device),
                 position_ids=positions.to(model.device),

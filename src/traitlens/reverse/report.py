@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from traitlens._io import save_figure
-from traitlens.items import DIMENSIONS
+from traitlens.instrument.items import DIMENSIONS
 from traitlens.plotting import pyplot
 from traitlens.reverse.run import ReverseResult
 

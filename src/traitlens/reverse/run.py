@@ -16,9 +16,10 @@ from traitlens.assess import assess
 from traitlens.bench.base import bootstrap_metric, minimum_detectable_difference
 from traitlens.bench.common import generate_replies
 from traitlens.bench.refusal import default_detector
-from traitlens.capability import perplexity
 from traitlens.errors import TraitlensError
-from traitlens.items import ItemBank, default_items
+from traitlens.instrument.items import ItemBank, default_items
+from traitlens.options import RunOptions
+from traitlens.perplexity_guard import perplexity
 from traitlens.reverse.direction import SafetyDirection, SafetyPrompts, fit_safety_direction
 from traitlens.steering.inject import Steering
 from traitlens.steering.vector import SteeringVector
@@ -121,7 +122,8 @@ def reverse(
     every = items or default_items()
     bank = every.select("eval")
     # chosen unsteered on the train items (as edit and the study choose), then fixed
-    readouts = {d: r.readout for d, r in assess(model, every, split="eval").dimensions.items()}
+    options = RunOptions.cached()  # the unsteered priors and checks, measured once
+    readouts = {d: r.readout for d, r in assess(model, every, split="eval", options=options).dimensions.items()}
     base_ppl = perplexity(model)
     plan: list[tuple[str, float | None, Steering | None]] = [("none", None, None)]
     plan += [(f"alpha {s:+g}", float(s), Steering(direction.vector, float(s))) for s in strengths]
@@ -132,7 +134,7 @@ def reverse(
     for name, alpha, steering in plan:
         harmful = _rate(generate_replies(model, held.harmful, steering, max_new_tokens))
         harmless = _rate(generate_replies(model, held.harmless, steering, max_new_tokens))
-        result = assess(model, bank, readout=readouts, intervention=steering)
+        result = assess(model, bank, readout=readouts, intervention=steering, options=options)
         n_items = min(r.n_items for r in result.dimensions.values())
         ppl = perplexity(model, intervention=steering) / base_ppl - 1 if steering else 0.0
         conditions.append(

@@ -19,7 +19,8 @@ import torch
 
 from traitlens.chat import chat_ids, chat_messages
 from traitlens.errors import TraitlensError
-from traitlens.items import DIMENSIONS
+from traitlens.instrument.items import DIMENSIONS
+from traitlens.options import RunOptions
 from traitlens.serve.mix import check_mix, check_name, mix_steering, mix_vector
 from traitlens.steering.artifact import FILES, save_vector
 from traitlens.steering.vector import SteeringVector
@@ -56,6 +57,7 @@ class Playground:
         self._count = threading.Lock()
         self._base_ppl: float | None = None
         self.progress = {"done": 0, "total": 0}
+        self.options = RunOptions.cached()  # the unsteered passes, read once for every mix
 
     @contextmanager
     def _turn(self, queued: bool = True):
@@ -108,7 +110,7 @@ class Playground:
         return curves
 
     def _perplexity_change(self, steering) -> float:
-        from traitlens.capability import perplexity
+        from traitlens.perplexity_guard import perplexity
 
         if self._base_ppl is None:
             self._base_ppl = perplexity(self.model)
@@ -125,7 +127,7 @@ class Playground:
         for _ in range(max_new_tokens):
             context = steering.attach(self.model) if steering is not None else nullcontext()
             with context, torch.inference_mode():
-                out = self.model.fast_model(input_ids=inputs, past_key_values=cache, use_cache=True)
+                out = self.model.hf_model(input_ids=inputs, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
             token = int(out.logits[0, -1].argmax())
             if token in stops:
@@ -176,9 +178,12 @@ class Playground:
             def tick(n: int) -> None:
                 self.progress["done"] += n
 
-            base = assess(self.model, progress=tick)
+            base = assess(self.model, progress=tick, options=self.options)
             fixed = {d: r.readout for d, r in base.dimensions.items()}
-            after = assess(self.model, readout=fixed, intervention=steering, progress=tick) if steering else base
+            if steering:
+                after = assess(self.model, readout=fixed, intervention=steering, progress=tick, options=self.options)
+            else:
+                after = base
 
         def shares(result):
             return {d: {r.poles[0]: r.share_first, r.poles[1]: 1 - r.share_first} for d, r in result.dimensions.items()}

@@ -198,10 +198,10 @@ def apply_steering(
     fold: str | bool = "auto",
     kernel: str = "fused",
 ) -> SteeringHandle:
-    """Steer ``model.fast_model`` until the returned handle is removed."""
+    """Steer ``model.hf_model`` until the returned handle is removed."""
     _validate(model, vector, alpha, positions, mode, prompt_length)
     steer = fused_steer if kernel == "fused" else reference_steer
-    layers = decoder_layers(model.fast_model)
+    layers = decoder_layers(model.hf_model)
     handle = SteeringHandle()
     try:
         _install(model, layers, vector, alpha, positions, mode, prompt_length, fold, steer, handle)
@@ -214,7 +214,7 @@ def apply_steering(
 def _install(model, layers, vector, alpha, positions, mode, prompt_length, fold, steer, handle) -> None:
     columns = _Columns()
     if positions != "all":
-        h = model.fast_model.model.register_forward_pre_hook(columns.pre_hook, with_kwargs=True)
+        h = model.hf_model.model.register_forward_pre_hook(columns.pre_hook, with_kwargs=True)
         handle._undo.append(h.remove)
     can_fold = fold in ("auto", True) and positions == "all" and mode == "add"
     for layer, offset in vector.offsets.items():

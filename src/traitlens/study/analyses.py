@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from traitlens.items import DIMENSIONS
+from traitlens.instrument.items import DIMENSIONS
 from traitlens.study.execute import StudyRun
 from traitlens.study.spec import Condition
 from traitlens.study.stats import (

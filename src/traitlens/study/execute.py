@@ -47,8 +47,7 @@ def _cores() -> int:
 
 def default_workers() -> int:
     """One worker per two cores: each worker loads its own model and measures the readouts'
-    validity once, and torch uses two threads well (benchmarks/RESULTS.md: on 2 cores, 2 workers
-    ran a 12-unit study 0.73x as fast as 1)."""
+    validity once, and torch uses two threads well (measured in ``benchmarks/study_workers.py``)."""
     return max(1, _cores() // 2)
 
 

@@ -164,7 +164,7 @@ def _models(path: Path, raw: dict) -> list[str]:
 
 
 def _conditions(path: Path, raw: dict, models: list[str], root: Path) -> dict[str, list[Condition]]:
-    from traitlens.personas import PERSONAS
+    from traitlens.instrument.personas import PERSONAS
 
     block = raw.get("interventions", {})
     if not isinstance(block, dict):

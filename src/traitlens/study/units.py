@@ -88,7 +88,7 @@ def intervention_for(model, condition: Condition):
     if condition.kind == "none":
         return None
     if condition.kind == "persona":
-        from traitlens.personas import PersonaPrompt
+        from traitlens.instrument.personas import PersonaPrompt
 
         return PersonaPrompt(condition.name)
     from dataclasses import replace
@@ -149,20 +149,20 @@ def _readouts(model, spec: str) -> dict[str, str]:
     the vectors' own reports. The passes are those of every edit's train baseline: a worker
     reads them back from the score store when an edit or an earlier worker computed them."""
     from traitlens.assess import assess
-    from traitlens.assess.scorer import score_memo
-    from traitlens.assess.store import ScoreStore
-    from traitlens.items import default_items
+    from traitlens.instrument.items import default_items
+    from traitlens.memo import ScoreStore
+    from traitlens.options import RunOptions
 
     if spec not in _READOUTS:
-        with score_memo(ScoreStore.default()):
-            chosen = assess(model, default_items(), split="train").dimensions
+        options = RunOptions.cached(ScoreStore.default())
+        chosen = assess(model, default_items(), split="train", options=options).dimensions
         _READOUTS[spec] = {d: r.readout for d, r in chosen.items()}
     return _READOUTS[spec]
 
 
 def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
     from traitlens.assess import assess
-    from traitlens.items import default_items, load_items
+    from traitlens.instrument.items import default_items, load_items
 
     kind, name = unit.target.split(":", 1)
     bank, split = (default_items(), name) if kind == "bank" else (load_items(unit.source), "all")
@@ -191,14 +191,16 @@ def run_unit(unit: Unit) -> dict[str, Any]:
     intervention = intervention_for(model, unit.condition)
     details: dict[str, Any] = {}
     if unit.target == "perplexity":
-        from traitlens.capability import perplexity
+        from traitlens.perplexity_guard import perplexity
 
         rows = [{"metric": "perplexity", "value": perplexity(model, intervention=intervention), "ci": None, "n": None}]
     elif unit.target.startswith("suite:"):
         from traitlens.bench import run_suites
+        from traitlens.options import RunOptions
 
         name = unit.target.split(":", 1)[1]
-        result = run_suites(model, [name], intervention, unit.source or None, unit.n, fast=unit.fast)[name]
+        options = RunOptions(fast=unit.fast)
+        result = run_suites(model, [name], intervention, unit.source or None, unit.n, options=options)[name]
         rows = [
             {"metric": result.metric, "value": result.value, "ci": list(result.ci95), "n": result.n, "mdd": result.mdd}
         ]

@@ -1,0 +1,94 @@
+"""The shipped vector library: a Markdown table of every exported edit under a directory.
+
+``python scripts/vector_library.py results/vectors/smollm2-135m-instruct`` rewrites
+``results/vectors/README.md`` from each vector's ``meta.json``, followed by the hand-written
+``results/vectors/NOTES.md`` when there is one (regenerating the table never loses the commentary)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from traitlens._io import write_text
+from traitlens.instrument.items import Trait
+from traitlens.steering.artifact import FILES, load_vector
+
+__all__ = ["library_table", "write_library_readme"]
+
+ORDER = tuple(Trait.parse(t) for t in ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ"))
+
+
+def library_table(root: Path) -> str:
+    rows = [
+        "| edit | recipe | layers | alpha | target share before -> after (eval) | shift (eval) | persona prompt (eval) "
+        "| words32 shift / prompt | train, where chosen | letter | perplexity change |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for trait in ORDER:
+        directory = root / str(trait)
+        if not (directory / FILES["meta"]).is_file():
+            rows.append(f"| {trait.arrow} | not generated |" + " - |" * 9)
+            continue
+        vector = load_vector(directory)
+        s = vector.extra.get("edit_summary", {})
+        letter = (
+            ("already " + trait.target)
+            if s.get("already_target_before")
+            else ("flipped" if s.get("flipped") else "not flipped")
+        )
+        recipe = (vector.extra.get("recipe") or {}).get("name", vector.method)
+        layers = vector.layers
+        span = f"{layers[0]}" + (f"-{layers[-1]}" if len(layers) > 1 else "")
+        shift = s.get("after_share", 0) - s.get("before_share", 0)
+        prompt = s.get("persona_prompt_shift")
+        words = (s.get("extra_instruments") or {}).get("words32")
+        words_text = (
+            f"{100 * (words['after'] - words['before']):+.1f} / {100 * (words['persona_prompt'] - words['before']):+.1f}"
+            if words
+            else "-"
+        )
+        rows.append(
+            f"| [{trait.arrow}]({root.name}/{trait}/report.md) | {recipe} | {span} | {s.get('alpha', 0):.3g} | "
+            f"{trait.target} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {100 * shift:+.1f} pts | "
+            f"{'-' if prompt is None else f'{100 * prompt:+.1f} pts'} | {words_text} | {_train(s, trait)} | {letter} | "
+            f"{100 * s.get('perplexity_change', 0):+.1f}% |"
+        )
+    return "\n".join(rows)
+
+
+def _train(summary: dict, trait: Trait) -> str:
+    if "train_before_share" not in summary:
+        return "-"
+    return f"{trait.target} {summary['train_before_share']:.1%} -> {summary['train_after_share']:.1%}"
+
+
+def write_library_readme(root: Path) -> Path:
+    text = f"""# Steering vectors
+
+Edit directions for `{root.name}`, produced by `make vectors` (eight `traitlens edit` runs, one
+per direction of each MBTI dimension). Each directory holds `directions.safetensors` (one float32
+tensor per layer, the displacement at alpha = 1), `meta.json` (model fingerprint, trait, method,
+scales, probe accuracy, the alpha curve and `recommended_alpha`), the edit's `report.md` and plots.
+
+Use one: `traitlens assess --vector results/vectors/{root.name}/JP` (applies its recommended alpha), or
+in Python `traitlens.steering.artifact.load_vector(path)`.
+
+Each edit compared several recipes (direction source, method, layer placement, injection mode) on
+the train questionnaire items, each climbed to the +25% perplexity guard, and ships the one that
+moved the target pole furthest within it (its `frontier.png` shows every recipe and the Pareto
+front). Every share in the table is on items that played no part in that choice: the bank's eval
+split (16 items per dimension) and `instruments/words32.jsonl` (8 per dimension), read with the
+readouts chosen on the train items. "Persona prompt" is the free baseline: the same items under a
+one-sentence system prompt asking for the target pole. Perplexity is on the shipped neutral
+reference text.
+
+{library_table(root)}
+"""
+    notes = root.parent / "NOTES.md"
+    if notes.is_file():
+        text += "\n" + notes.read_text(encoding="utf-8")
+    return write_text(root.parent / "README.md", text)
+
+
+if __name__ == "__main__":
+    print(write_library_readme(Path(sys.argv[1])))
