@@ -396,3 +396,44 @@ def test_a_killed_first_build_does_not_hang_the_next_run(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "library" in done.stdout
+
+
+def _rows_op_or_reference():
+    """The built ``f32_rows`` kernel, or (where it cannot build) a reference op registered under
+    its name, so the module swap around it is tested on every CPU."""
+    from traitlens.accel import gemv
+
+    if gemv.f32_rows() is not None:
+        return gemv.f32_rows()
+    if not hasattr(torch.ops.traitlens_gemv, "f32_rows"):
+        library = torch.library.Library("traitlens_gemv", "DEF")
+        library.define("f32_rows(Tensor weight, Tensor x) -> Tensor")
+        library.impl("f32_rows", lambda weight, x: x @ weight.t(), "CPU")
+        _rows_op_or_reference.library = library  # kept alive with the op
+    return torch.ops.traitlens_gemv.f32_rows
+
+
+def test_few_row_views_share_state_and_hooks_and_leave_the_originals_back(monkeypatch):
+    """Inside ``few_row_products`` each float32 linear is replaced by a view with the same state
+    (a bias folded on it, a hook on the original: both apply), and the originals come back."""
+    from traitlens.accel import gemv
+
+    op = _rows_op_or_reference()
+    monkeypatch.setattr(gemv, "f32_rows", lambda: op)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.Linear(48, 32, bias=False))
+    originals = list(net)
+    seen = []
+    net[1].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    x = torch.randn(1, 5, 64)
+    with torch.inference_mode():
+        expected = net(x)
+        with gemv.few_row_products(net):
+            assert all(type(m) is gemv.RowsLinear for m in net)
+            net[0].bias = torch.nn.Parameter(net[0].bias + 1)  # a fold, written through the view
+            folded = net(x)
+        assert list(net) == originals and all(type(m) is torch.nn.Linear for m in net)
+        after = net(x)
+    torch.testing.assert_close(folded, after, rtol=1e-5, atol=1e-5)  # the fold is on the original too
+    assert not torch.allclose(folded, expected)
+    assert len(seen) == 3  # the original's hook ran inside the block too

@@ -11,7 +11,7 @@ import torch
 from traitlens import load_model
 from traitlens.accel.lower_layers import LowerLayers, forward
 from traitlens.assess.scorer import ModelScorer
-from traitlens.memo import ScoreStore
+from traitlens.memo import ScoreMemo, ScoreStore
 from traitlens.options import RunOptions
 from traitlens.perplexity_guard import perplexity
 from traitlens.steering import Steering, SteeringVector
@@ -297,3 +297,20 @@ def test_asking_for_hidden_states_leaves_the_model_untouched(tiny):
     with Steering(_vector(tiny, (1,)), 1.0, fold=False).attach(tiny):
         assert not tiny.untouched()
     assert tiny.untouched()
+
+
+def test_calibration_replays_the_lower_layers_only_when_the_options_say_so(tiny, monkeypatch):
+    """The wiring, not the arithmetic: an edit's alpha curve goes through a ``LowerLayers``
+    replay with the default options and never with ``reuse_layers=False``; the same curve both ways."""
+    from traitlens.edit.pipeline import edit
+
+    runs = []
+    original = LowerLayers.run
+    monkeypatch.setattr(LowerLayers, "run", lambda self, **inputs: runs.append(1) or original(self, **inputs))
+    curves = {}
+    for options in (RunOptions.cached(), RunOptions(memo=ScoreMemo(), reuse_layers=False)):
+        runs.clear()
+        result = edit(tiny, "JP", recipes="default", alphas=(0.1, 0.3), permutations=10, options=options)
+        assert bool(runs) == options.reuse_layers
+        curves[options.reuse_layers] = [p.to_dict() for p in result.calibration.points]
+    assert curves[True] == curves[False]
