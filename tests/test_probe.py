@@ -211,7 +211,9 @@ def test_files_without_a_split_are_split_by_group(tmp_path):
     four prompts straddled train and eval."""
     rows = [
         json.loads(line)
-        for line in (Path(__file__).parents[1] / "src/traitlens/instrument/data/statements.jsonl").read_text().splitlines()
+        for line in (Path(__file__).parents[1] / "src/traitlens/instrument/data/statements.jsonl")
+        .read_text()
+        .splitlines()
     ]
     for row in rows:
         row.pop("split")
