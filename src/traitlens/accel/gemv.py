@@ -159,7 +159,7 @@ class RowsLinear(torch.nn.Linear):
 
 # Each linear's view, made once: compiled graphs traced inside ``few_row_products`` meet the same
 # modules on the next call (a cache of stand-ins; it decides nothing).
-_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager
@@ -179,9 +179,9 @@ def few_row_products(module: torch.nn.Module) -> Iterator[None]:
                 ):
                     swapped.append((parent, name, child))
     for parent, name, child in swapped:
-        if child not in _TWINS:
-            _TWINS[child] = RowsLinear.view(child)
-        parent._modules[name] = _TWINS[child]
+        if child not in _VIEWS:
+            _VIEWS[child] = RowsLinear.view(child)
+        parent._modules[name] = _VIEWS[child]
     try:
         yield
     finally:
