@@ -28,8 +28,10 @@ class PlantedScorer:
         persona: float = 0.0,
         first_word: float = -3.0,
         later_word: float = -0.5,
+        wording: dict[str, float] | None = None,
     ):
         self.preferred, self.content, self.position, self.mass = preferred, content, position, mass
+        self.wording = wording or {}  # pole -> bonus to its options' likelihood whatever the question
         self.persona, self.first_word, self.later_word = persona, first_word, later_word
         self.label_seen: list = []
         self.option_seen: list = []
@@ -55,7 +57,7 @@ class PlantedScorer:
         for r in requests:
             words = len(r.option.text.split())
             length_part = self.first_word + self.later_word * (words - 1)
-            rows.append((length_part + self._bonus(r.option.pole, r), words))
+            rows.append((length_part + self._bonus(r.option.pole, r) + self.wording.get(r.option.pole, 0.0), words))
         return np.array(rows, dtype=float)
 
 

@@ -401,3 +401,31 @@ def test_a_length_unbalanced_instrument_is_assessed_with_a_warning(tiny):
     result = assess(tiny, ItemBank(tuple(lopsided), "lopsided"), readout="pmi")
     assert any("length-unbalanced" in w and w.startswith("options") for w in result.warnings)
     assert result.validity["length_balance"]["JP"]["balanced"] is False
+
+
+def test_a_shift_that_only_moves_wording_is_seen_in_the_content_free_share():
+    """Evidence issue: a vector that makes one pole's options likelier whatever the question moves
+    the content-free share by about as much as the answer; one that moves the answer leaves it."""
+    from traitlens.assess.validity import WORDING_FLAG, content_free_shares
+
+    items = [i for i in default_items() if i.dimension == "JP"]
+    readout = {"JP": "option"}
+    plain = content_free_shares(PlantedScorer(set()), items, readout, None)["JP"]
+    wording = content_free_shares(PlantedScorer(set(), wording={"P": 1.5}), items, readout, None)["JP"]
+    answer = content_free_shares(PlantedScorer({"P"}, content=1.5), items, readout, None)["JP"]
+    assert plain - wording > WORDING_FLAG  # J's share fell with no question asked: wording
+    assert answer == pytest.approx(plain)  # the answer moved, the wording did not
+
+
+def test_a_steered_assessment_records_its_content_free_share(tiny):
+    from traitlens.steering import Steering, SteeringVector
+
+    vector = SteeringVector(
+        {2: 8 * torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(1))}, model=tiny.fingerprint.to_dict()
+    )
+    bank = default_items().select("all", "JP")
+    result = assess(tiny, bank, split="all", readout="pmi", intervention=Steering(vector, 1.0))
+    free = result.validity["steered_content_free"]["JP"]
+    assert free["readout"] == "pmi" and free["wording_shift"] == pytest.approx(free["steered"] - free["unsteered"])
+    assert free["flagged"] == (abs(free["wording_shift"]) > 0.05)
+    assert "steered_content_free" not in assess(tiny, bank, split="all", readout="pmi").validity

@@ -68,7 +68,7 @@ def test_no_module_imports_itself_back():
 
 # The floors of the house, lowest first: a module imports only from its own floor or below.
 FLOORS = (
-    ("errors", "_io", "chat", "plotting", "data"),  # base: errors, atomic files, chat template, figures, shipped data
+    ("errors", "_io", "chat", "plotting", "data", "paired"),  # base: errors, files, chat, figures, data, paired tests
     ("instrument", "memo"),  # the questionnaire's data and rules; the scoring memo and its store
     ("accel",),  # the speed wing: plain torch modules and token ids, nothing else
     ("models",),  # loading a model (and its opt-in precision)

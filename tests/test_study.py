@@ -196,7 +196,7 @@ def test_a_crashing_unit_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch
     rerun = execute(spec, tmp_path / "s", executor="local")  # failures are not cached: retried
     assert rerun.computed == 2 and not rerun.failed
     privacy = next(r["result"] for r in rerun.results if r["unit"].target == "suite:privacy")
-    assert [row["metric"] for row in privacy["rows"]] == ["f1_calibrated", "f1"]  # analysed row first
+    assert [row["metric"] for row in privacy["rows"]] == ["mcc", "f1_calibrated"]  # analysed row first
     bank = [r["result"] for r in rerun.results if r["unit"].target == "bank:eval"]
     assert len({tuple(row["readout"] for row in b["rows"]) for b in bank}) == 1  # one readout per dimension
 
@@ -237,9 +237,11 @@ def test_slope_test_finds_a_planted_slope_and_not_a_null():
 
 def test_paired_f1_difference_and_mcnemar_and_holm():
     truth = [1, 1, 1, 1, 0, 0, 0, 0]
-    matrix = ItemMatrix([[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]], truth)
-    diff = paired_difference(matrix, 0, 1, resamples=200)
+    predictions = [[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]]
+    diff = paired_difference(ItemMatrix(predictions, truth, judged="f1"), 0, 1, resamples=200)
     assert diff["delta"] == pytest.approx(1.0 - 2 * 2 / 6)
+    mcc = paired_difference(ItemMatrix(predictions, truth), 0, 1, resamples=200)  # MCC by default
+    assert mcc["delta"] == pytest.approx(1.0 - 8 / 192**0.5)  # tp 2, tn 4, fn 2 before
     assert mcnemar([1] * 10 + [0] * 10, [0] * 10 + [0] * 10) == {
         "only_first": 10,
         "only_second": 0,

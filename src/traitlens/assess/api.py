@@ -12,7 +12,13 @@ from traitlens.assess.readouts import CORRECTED_READOUTS, SCORED_READOUTS, optio
 from traitlens.assess.result import AssessmentResult
 from traitlens.assess.sampling import model_sampler, run_sample
 from traitlens.assess.scorer import ModelScorer
-from traitlens.assess.validity import CONTENT_FREE_QUESTIONS, PRIOR_QUESTIONS, measure_validity
+from traitlens.assess.validity import (
+    CONTENT_FREE_QUESTIONS,
+    PRIOR_QUESTIONS,
+    WORDING_FLAG,
+    content_free_shares,
+    measure_validity,
+)
 from traitlens.errors import TraitlensError
 from traitlens.instrument.balance import length_balance
 from traitlens.instrument.items import DIMENSIONS, ItemBank, default_items
@@ -99,6 +105,7 @@ def assess(
     validity: bool | None = None,
     progress: Callable[[int], None] | None = None,
     options: RunOptions | None = None,
+    content_free: bool = True,
 ) -> AssessmentResult:
     """Assess ``model`` (a ``LoadedModel``) on ``items`` (default: the shipped bank).
 
@@ -107,7 +114,10 @@ def assess(
     model without ``intervention`` and without ``system``; ``validity`` (default: only when
     ``readout`` is ``auto``, which needs it) adds them to the result. ``auto`` readouts are
     chosen by the validity checks on the bank's train items (``readout_items``), never on the
-    items reported unless the bank has no train items. ``options`` says how the passes run
+    items reported unless the bank has no train items. With an ``intervention`` (logprob
+    protocol), ``content_free`` also reads each dimension's content-free share under it and
+    without it, on the reported items (``validity.steered_content_free``): how far the
+    intervention moved the wording rather than the answer. ``options`` says how the passes run
     (``RunOptions``: a memo that a series of calls shares, the opt-in fast path); the result
     does not depend on them unless ``options.fast``."""
     if protocol not in PROTOCOLS:
@@ -151,6 +161,7 @@ def assess(
                     f"{bank.source} has no train items for {', '.join(auto)}: the auto readouts were chosen on the "
                     "items reported; pass fixed readouts chosen elsewhere for an unbiased reading"
                 )
+    steered_free = None
     context = intervention.attach(model) if intervention is not None else contextlib.nullcontext()
     with context:
         if protocol == "logprob":
@@ -159,12 +170,31 @@ def assess(
                 scorer, list(bank), dimensions, readout, seed, prior=prior, validity=checks, system=system
             )
             settings = {"readout": readout}
+            used = {d: r.readout for d, r in dims.items()}
+            steered_free = (
+                content_free_shares(scorer, list(bank), used, prior)
+                if intervention is not None and content_free
+                else None
+            )
         else:
             sampler = model_sampler(model, batch_size=max(batch_size, runs))
             dims, records, warnings = run_sample(
                 sampler, list(bank), dimensions, runs, temperature, seed, progress, system=system
             )
             settings = {"runs": runs, "temperature": temperature}
+    if steered_free is not None:
+        scorer.state = "none" if clean else None
+        plain_free = content_free_shares(scorer, list(bank), used, prior)
+        extra["steered_content_free"] = {
+            d: {
+                "readout": used[d],
+                "steered": round(share, 6),
+                "unsteered": round(plain_free[d], 6),
+                "wording_shift": round(share - plain_free[d], 6),
+                "flagged": abs(share - plain_free[d]) > WORDING_FLAG,
+            }
+            for d, share in steered_free.items()
+        }
     settings.update(seed=seed, system=system, intervention=intervention.describe() if intervention else None)
     return AssessmentResult(
         model=model.fingerprint.to_dict(),

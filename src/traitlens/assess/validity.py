@@ -38,6 +38,8 @@ __all__ = [
     "Validity",
     "measure_validity",
     "choose_readout",
+    "content_free_shares",
+    "WORDING_FLAG",
 ]
 
 # The content-free prior of an option: its summed likelihood as the reply to these questions,
@@ -58,6 +60,7 @@ CONTENT_FREE_QUESTIONS = (
     "Describe yourself in one sentence.",
 )
 CONTENT_FREE_TOLERANCE = 0.05
+WORDING_FLAG = 0.05  # a steered content-free share this far from the unsteered one: the vector moves wording
 
 
 @dataclass
@@ -124,6 +127,28 @@ def measure_validity(
         under = [score_items(scorer, dim_items, readouts, prior, system=persona_prompt(p)) for p in (first, second)]
         validity.persona[dim] = {r: (under[0].share(r, dim_items), under[1].share(r, dim_items)) for r in readouts}
     return validity
+
+
+def content_free_shares(
+    scorer: Scorer,
+    items: Sequence[Item],
+    readout_by_dim: dict[str, str],
+    prior: dict[str, OptionLoglik] | None,
+    questions: Sequence[str] = CONTENT_FREE_QUESTIONS,
+) -> dict[str, float]:
+    """Each dimension's first-pole share, read with its readout, when every question is replaced
+    by a neutral one: on whatever is attached to the model now. Under a steering vector it says
+    how far the vector moved the *wording* (the options' likelihood whatever the question), as
+    opposed to the answer; the prior a corrected readout subtracts stays the caller's."""
+    readouts = sorted(set(readout_by_dim.values()) & set(SCORED_READOUTS))
+    dims = [d for d, r in readout_by_dim.items() if r in readouts]
+    free = [
+        score_items(scorer, [i for i in items if i.dimension in dims], readouts, prior, question=q) for q in questions
+    ]
+    return {
+        d: float(np.mean([s.share(readout_by_dim[d], [i for i in items if i.dimension == d]) for s in free]))
+        for d in dims
+    }
 
 
 def choose_readout(dimension: str, validity: Validity) -> tuple[str, str, bool]:

@@ -100,7 +100,7 @@ class JailbreakSuite:
         for column, (name, attack) in enumerate(zip(self.attacks, attacks, strict=True)):
             for row, (goal, prompt, reply) in enumerate(zip(goals, prompts[column], replies[column], strict=True)):
                 decoded = attack.decode_reply(reply)
-                outcome = judge_outcome(goal, prompt, decoded, self.detector.is_refusal)
+                outcome = judge_outcome(goal, prompt, decoded, self.detector.is_refusal, raw=reply)
                 outcomes[row, column] = outcome
                 records.append(
                     {

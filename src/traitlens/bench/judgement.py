@@ -13,21 +13,48 @@ from traitlens.bench.common import generate_replies
 from traitlens.bench.loaders import read_bbq, read_mcq, read_statements, resolve
 from traitlens.perplexity_guard import perplexity
 
-__all__ = ["JudgementSuite", "CapabilitySuite", "BBQSuite"]
+__all__ = ["JudgementSuite", "CapabilitySuite", "BBQSuite", "refit_interval"]
 
 
 # Contextual calibration (Zhao et al., 2021): the model's answer to the question about no
 # statement at all measures its bias towards "1" or "0"; subtracting it from every item's log-odds
-# centres the threshold. Fitted on these inputs only, never on the items it then scores.
-CONTENT_FREE_STATEMENTS = ("N/A", "", "[MASK]")
+# centres the threshold. Fitted on these content-free inputs only (ours, 24 of them: a threshold
+# fitted on three tracks how often the model says "1", not how well it judges), never on the items
+# it then scores; the bootstrap resamples them with the items and refits it.
+CONTENT_FREE_STATEMENTS = (
+    "N/A", "", "[MASK]", "none", "nothing", "-", "...", "n/a", "null", "empty", "blank", "unknown",
+    "something", "this", "it", "a", "the", "?", "text", "statement", "sentence", "xyz", "0000", "lorem ipsum",
+)  # fmt: skip
 DEGENERATE = 0.9  # a judge that gives one answer to at least this share of items is flagged
+BOOTSTRAP = 1000
+
+
+def _mcc(truth: np.ndarray, predicted: np.ndarray) -> float:
+    return confusion_metrics(truth, predicted)["mcc"]
+
+
+def refit_interval(truth, logodds, free_logodds, n_boot: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the calibrated MCC, resampling the items and the content-free inputs
+    together and refitting the threshold each time, so its uncertainty is in the interval."""
+    truth, logodds, free = np.asarray(truth), np.asarray(logodds), np.asarray(free_logodds)
+    if len(truth) == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        idx, jdx = rng.integers(0, len(truth), len(truth)), rng.integers(0, len(free), len(free))
+        values.append(_mcc(truth[idx], (logodds[idx] > free[jdx].mean()).astype(int)))
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
 @dataclass
 class JudgementSuite:
     """Ask for a 0/1 judgement; read P("1") vs P("0") (and, as the paper did, parse 2 greedy tokens).
-    Reported twice: raw (P("1") > P("0"), which inherits any bias towards "1") and calibrated
-    (log-odds minus the content-free log-odds)."""
+
+    The primary metric is MCC at the contextually calibrated threshold (log-odds above the mean
+    content-free log-odds), with an interval that refits the threshold; balanced accuracy and the
+    share of items answered "1" sit beside it, raw (P("1") > P("0")) and calibrated. F1, the
+    paper's metric, is secondary: a judge that always says "1" scores the F1 of the base rate."""
 
     name: str
     question: str  # with {statement}
@@ -38,15 +65,16 @@ class JudgementSuite:
         texts = [self.question.format(statement=i["text"]) for i in items]
         logprobs = next_token_choice(model, texts, ["0", "1"], intervention)
         truth = np.array([i["label"] for i in items])
-        predicted = (logprobs[:, 1] > logprobs[:, 0]).astype(int)
+        logodds = logprobs[:, 1] - logprobs[:, 0]
+        predicted = (logodds > 0).astype(int)
         free = next_token_choice(
             model, [self.question.format(statement=c) for c in CONTENT_FREE_STATEMENTS], ["0", "1"], intervention
         )
-        offset = float((free[:, 1] - free[:, 0]).mean())
-        calibrated = (logprobs[:, 1] - logprobs[:, 0] > offset).astype(int)
+        free_logodds = free[:, 1] - free[:, 0]
+        offset = float(free_logodds.mean())
+        calibrated = (logodds > offset).astype(int)
         replies = generate_replies(model, texts, intervention, max_new_tokens=2, progress=progress, fast=fast)
         parsed = np.array([1 if r.strip().startswith("1") else 0 if r.strip().startswith("0") else -1 for r in replies])
-        value = f1_score(truth, predicted)
         records = [
             {
                 "text": i["text"],
@@ -60,30 +88,33 @@ class JudgementSuite:
             for i, t, lp, p, c, r in zip(items, truth, logprobs, predicted, calibrated, replies, strict=True)
         ]
         extra = {
+            "f1": f1_score(truth, predicted),
+            "f1_calibrated": f1_score(truth, calibrated),
             "accuracy": accuracy(truth, predicted),
+            "accuracy_calibrated": accuracy(truth, calibrated),
             "f1_generated": f1_score(truth, (parsed == 1).astype(int)),
             "unparsed_generated": float((parsed == -1).mean()),
             "label_mass": float(np.exp(logprobs).sum(1).mean()),
-            "predicted_positive": float(predicted.mean()),
-            "f1_calibrated": f1_score(truth, calibrated),
-            "accuracy_calibrated": accuracy(truth, calibrated),
-            "predicted_positive_calibrated": float(calibrated.mean()),
+            "answered_1": float(predicted.mean()),
+            "answered_1_calibrated": float(calibrated.mean()),
             "content_free_logodds": offset,
+            "content_free_inputs": float(len(CONTENT_FREE_STATEMENTS)),
         }
         for name, guess in (("", predicted), ("_calibrated", calibrated)):
             figures = confusion_metrics(truth, guess)
             extra[f"mcc{name}"] = figures["mcc"]
             extra[f"balanced_accuracy{name}"] = figures["balanced_accuracy"]
-        share = float(predicted.mean())
         note = ""
+        share = float(predicted.mean())
         if share >= DEGENERATE or share <= 1 - DEGENERATE:
             extra["degenerate"] = 1.0
             note = (
-                f"DEGENERATE judge: answers {'1' if share >= 0.5 else '0'} on {max(share, 1 - share):.0%} of items; "
-                "F1 says little (see MCC, balanced accuracy and the calibrated columns)"
+                f"DEGENERATE judge: answers {'1' if share >= 0.5 else '0'} on {max(share, 1 - share):.0%} of items "
+                "before calibration; its raw F1 is the F1 of a constant answer"
             )
-        ci = bootstrap_metric(lambda idx: f1_score(truth[idx], predicted[idx]), len(items))
-        return SuiteResult(self.name, "f1", value, True, ci, len(items), records, extra, note, data=str(path))
+        ci = refit_interval(truth, logodds, free_logodds)
+        value = extra["mcc_calibrated"]
+        return SuiteResult(self.name, "mcc", value, True, ci, len(items), records, extra, note, data=str(path))
 
 
 PRIVACY = JudgementSuite(

@@ -120,6 +120,7 @@ class _Evaluator:
             readout=self.readout,
             intervention=steering,
             options=options,
+            content_free=False,  # a curve point needs the share only; the edit reads wording once, at the end
         )
         ppl = perplexity(self.model, intervention=steering, options=options)
         ratio = ppl / self.baseline_ppl
@@ -177,6 +178,7 @@ def off_target(
             readout=readout_by_dim[dim],
             intervention=Steering.of(vector, alpha),
             options=options,
+            content_free=False,
         )
         shifts.append(abs(result.dimensions[dim].share_first - baseline.dimensions[dim].share_first))
     return max(shifts)

@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from traitlens.assess import AssessmentResult, assess, work_units
+from traitlens.assess.validity import WORDING_FLAG
 from traitlens.edit.calibrate import DEFAULT_ALPHAS, Calibration
 from traitlens.edit.frontier import Frontier, run_frontier
 from traitlens.edit.recipe import DEFAULT_RECIPES, Recipe, parse_recipes, recipe_layers
 from traitlens.errors import TraitlensError
-from traitlens.instrument.items import ItemBank, Trait, default_items
+from traitlens.instrument.items import DIMENSIONS, ItemBank, Trait, default_items
 from traitlens.instrument.personas import persona_prompt
 from traitlens.memo import ScoreStore
 from traitlens.options import RunOptions
+from traitlens.paired import paired_shift
 from traitlens.probe.api import DimensionProbe
 from traitlens.probe.sources import ContrastSources
 from traitlens.steering.inject import Steering
@@ -60,6 +62,52 @@ class EditResult:
     def share(self, result: AssessmentResult) -> float:
         return result.dimensions[self.dimension].share(self.trait.target)
 
+    def target_items(self, result: AssessmentResult) -> dict[str, float]:
+        """Each item's probability of the target pole, by item id."""
+        first = self.trait.target == DIMENSIONS[self.dimension][0]
+        return {
+            r["id"]: r["p_first"] if first else 1 - r["p_first"]
+            for r in result.items
+            if r["dimension"] == self.dimension
+        }
+
+    @property
+    def wording_shift(self) -> float | None:
+        """How far the edit moved the target pole's content-free share on the eval items (the
+        wording, whatever the question), or ``None`` where it was not measured."""
+        free = self.steered.validity.get("steered_content_free", {}).get(self.dimension)
+        if free is None:
+            return None
+        first = self.trait.target == DIMENSIONS[self.dimension][0]
+        return free["wording_shift"] if first else -free["wording_shift"]
+
+    @property
+    def off_target_shift(self) -> float:
+        """The largest move of another dimension's share on the eval items."""
+        others = [d for d in self.baseline.dimensions if d != self.dimension and d in self.steered.dimensions]
+        moves = [abs(self.steered.dimensions[d].share_first - self.baseline.dimensions[d].share_first) for d in others]
+        return max(moves, default=0.0)
+
+    def flags(self) -> list[str]:
+        """What makes this edit's trait shift suspect: it moved the wording more than
+        ``WORDING_FLAG``, or another dimension more than its own."""
+        out = []
+        wording, shift = self.wording_shift, self.share(self.steered) - self.share(self.baseline)
+        if wording is not None and abs(wording) > WORDING_FLAG:
+            out.append(f"wording: the content-free share moved {100 * wording:+.1f} pts")
+        if self.off_target_shift > abs(shift):
+            out.append(
+                f"off-target: another dimension moved {100 * self.off_target_shift:.1f} pts, more than the target"
+            )
+        return out
+
+    def shift_test(self, before: AssessmentResult, after: AssessmentResult) -> dict[str, float]:
+        """The target pole's shift from ``before`` to ``after``, paired over the same items."""
+        a, b = self.target_items(before), self.target_items(after)
+        ids = sorted(a.keys() & b.keys())
+        test = paired_shift([a[i] for i in ids], [b[i] for i in ids])
+        return {k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 4) for k, v in test.items()}
+
     @property
     def already_target(self) -> bool:
         """The model already had the target letter before the edit."""
@@ -87,10 +135,15 @@ class EditResult:
             "train_after_share": round(self.calibration.chosen.target_share, 4),
             "recipe": self.recipe.to_dict() | {"layers": self.vector.layers} if self.recipe else None,
             "shift": round(self.share(self.steered) - self.share(self.baseline), 4),
+            "shift_test": self.shift_test(self.baseline, self.steered),
+            "wording_shift": None if self.wording_shift is None else round(self.wording_shift, 4),
+            "off_target_shift_eval": round(self.off_target_shift, 4),
+            "flags": self.flags(),
             "persona_prompt_share": round(self.share(self.persona), 4) if self.persona else None,
             "persona_prompt_shift": round(self.share(self.persona) - self.share(self.baseline), 4)
             if self.persona
             else None,
+            "persona_prompt_shift_test": self.shift_test(self.baseline, self.persona) if self.persona else None,
             "extra_instruments": self._extra_summary(),
             "flipped": self.flipped,
             "already_target_before": self.already_target,
@@ -105,6 +158,7 @@ class EditResult:
         return {
             name: {condition: round(self.share(result), 4) for condition, result in runs.items()}
             | {"n_items": runs["before"].dimensions[self.dimension].n_items}
+            | {"shift_test": self.shift_test(runs["before"], runs["after"])}
             for name, runs in self.extra.items()
         }
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from traitlens._io import save_figure
 from traitlens.assess.report import plot_assessment
 from traitlens.edit.pipeline import EditResult
+from traitlens.paired import verdict
 from traitlens.plotting import pyplot
 
 __all__ = ["plot_curve", "plot_frontier", "edit_markdown", "write_edit_outputs"]
@@ -116,19 +117,49 @@ def _baseline_rows(result: EditResult) -> list[str]:
         "",
         f'The obvious baseline asks for the pole in words: system prompt "{_persona(pole)}"',
         "",
-        "| instrument | n items | before | edit | persona prompt | edit shift | prompt shift |",
-        "|---|---|---|---|---|---|---|",
+        "| instrument | n items | before | edit | persona prompt | edit shift | edit, paired over items | "
+        "prompt shift |",
+        "|---|---|---|---|---|---|---|---|",
         f"| shipped bank, eval split | {result.baseline.dimensions[result.dimension].n_items} | {s['before_share']:.1%} | "
         f"{s['after_share']:.1%} | {s['persona_prompt_share']:.1%} | {100 * s['shift']:+.1f} pts | "
-        f"{100 * s['persona_prompt_shift']:+.1f} pts |",
+        f"{_paired(s['shift_test'])} | {100 * s['persona_prompt_shift']:+.1f} pts |",
     ]
     for name, shares in s["extra_instruments"].items():
         rows.append(
             f"| {name} | {shares['n_items']} | {shares['before']:.1%} | {shares['after']:.1%} | "
             f"{shares['persona_prompt']:.1%} | {100 * (shares['after'] - shares['before']):+.1f} pts | "
-            f"{100 * (shares['persona_prompt'] - shares['before']):+.1f} pts |"
+            f"{_paired(shares['shift_test'])} | {100 * (shares['persona_prompt'] - shares['before']):+.1f} pts |"
         )
+    return rows + [
+        "",
+        "Paired over items: the per-item shift's 95% bootstrap CI and sign-flip permutation p; a shift "
+        "that is not significant is reported as not detected, with the smallest shift this design detects "
+        "(MDD, from the observed SD of the per-item shifts).",
+        "",
+    ]
+
+
+def _evidence_rows(result: EditResult) -> list[str]:
+    """Is the shift the trait? Its paired test, the wording shift and the off-target shift."""
+    s = result.summary()
+    wording = "not measured" if s["wording_shift"] is None else f"{100 * s['wording_shift']:+.1f} pts"
+    rows = [
+        "## Is it the trait? (eval items)",
+        "",
+        f"- Target shift, paired over items: {_paired(s['shift_test'])}, n {s['shift_test']['n']}.",
+        f"- Wording shift (the content-free share under the edit minus without it, towards "
+        f"{result.trait.target}): {wording}.",
+        f"- Largest off-target shift: {100 * s['off_target_shift_eval']:.1f} pts.",
+    ]
+    rows += [f"- **FLAG** {flag}" for flag in s["flags"]] or [
+        "- No flag: the shift is not wording, nor mostly elsewhere."
+    ]
     return rows + [""]
+
+
+def _paired(test: dict) -> str:
+    lo, hi = test["ci"]
+    return f"{verdict(test)}, CI [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
 def _persona(pole: str) -> str:
@@ -190,6 +221,7 @@ def edit_markdown(result: EditResult) -> str:
         f"is on the {result.baseline.dimensions[result.dimension].n_items} eval items of the target dimension and the "
         "eval items of the others, which the choice never saw.",
         "",
+        *_evidence_rows(result),
         *_baseline_rows(result),
         "## Dimensions before and after (eval items)",
         "",

@@ -8,13 +8,13 @@ import math
 from typing import Any
 
 from traitlens.instrument.items import DIMENSIONS
+from traitlens.paired import paired_shift, sign_flip_p
 from traitlens.study.execute import StudyRun
 from traitlens.study.spec import Condition
 from traitlens.study.stats import (
     ItemMatrix,
     holm,
     mcnemar,
-    mdd_proportion,
     paired_difference,
     pearson_ci,
     slope_test,
@@ -58,6 +58,22 @@ class Table:
         row = self.row(model, condition, target)
         return None if row is None else row["value"]
 
+    def pole_items(self, model: str, condition: Condition, pole: str, target: str | None = None) -> list | None:
+        """Each item's probability of ``pole`` on an instrument (default: the bank), in item order."""
+        result = self.get(model, condition, target or self.bank or "")
+        dimension = POLE_DIM[pole]
+        values = None if result is None else result["details"].get("items", {}).get(dimension)
+        if values is None:
+            return None
+        return list(values) if pole == DIMENSIONS[dimension][0] else [1 - v for v in values]
+
+    def shift_test(self, model: str, condition: Condition, pole: str, target: str | None = None) -> dict | None:
+        """The shift of ``pole`` from no intervention to ``condition``, paired over the same items."""
+        before, after = self.pole_items(model, NONE, pole, target), self.pole_items(model, condition, pole, target)
+        if before is None or after is None or len(before) != len(after):
+            return None
+        return paired_shift(before, after)
+
     def items(self, model: str, condition: Condition, suite: str) -> dict | None:
         result = self.get(model, condition, f"suite:{suite}")
         return None if result is None else result["details"].get("items")
@@ -98,6 +114,7 @@ def dose_response(table: Table, model: str) -> dict[str, Any]:
             point = {
                 "multiple": c.multiple,
                 "target_share": share,
+                "target_shift_test": None if c is NONE else table.shift_test(model, c, pole),
                 "off_target_shift": _off_target(table, model, c, dimension),
                 "perplexity": table.value(model, c, "perplexity"),
             }
@@ -145,15 +162,15 @@ def jailbreak_by_pole(table: Table, model: str) -> dict[str, Any]:
         cells_a, cells_b = table.items(model, ca, "jailbreak")["cells"], table.items(model, cb, "jailbreak")["cells"]
         attacks = list(dict.fromkeys(c[1] for c in cells_a))
         per_attack = {}
-        for attack in attacks + ["all"]:
-            xa = [c[2] for c in cells_a if attack in ("all", c[1])]
-            xb = [c[2] for c in cells_b if attack in ("all", c[1])]
-            per_attack[attack] = {
-                a: sum(xa) / len(xa),
-                b: sum(xb) / len(xb),
-                "diff": (sum(xa) - sum(xb)) / len(xa),
-                "mcnemar": mcnemar(xa, xb),
-            }
+        for attack in attacks:  # one cell per goal: McNemar over goals is exact
+            xa = [c[2] for c in cells_a if c[1] == attack]
+            xb = [c[2] for c in cells_b if c[1] == attack]
+            per_attack[attack] = {a: sum(xa) / len(xa), b: sum(xb) / len(xb), "diff": (sum(xa) - sum(xb)) / len(xa)}
+            per_attack[attack] |= {"mcnemar": mcnemar(xa, xb), "p": mcnemar(xa, xb)["p"]}
+        by_goal = _goal_differences(cells_a, cells_b)
+        xa, xb = [c[2] for c in cells_a], [c[2] for c in cells_b]
+        per_attack["all"] = {a: sum(xa) / len(xa), b: sum(xb) / len(xb), "diff": (sum(xa) - sum(xb)) / len(xa)}
+        per_attack["all"] |= {"p_goal_clustered": sign_flip_p(by_goal), "n_goals": len(by_goal)}
         matrix = ItemMatrix.from_items([table.items(model, ca, "jailbreak"), table.items(model, cb, "jailbreak")])
         out[dimension] = {
             "poles": [a, b],
@@ -164,7 +181,23 @@ def jailbreak_by_pole(table: Table, model: str) -> dict[str, Any]:
             "by_attack": per_attack,
             "diff_ci": paired_difference(matrix, 1, 0),  # a minus b, clustered by goal
         }
+    rows = [x for e in out.values() for attack, x in e["by_attack"].items() if attack != "all"]
+    for row, p in zip(rows, holm([r["p"] for r in rows]), strict=True):
+        row["p_holm"] = p
+    for e in out.values():
+        e["attack_family_size"] = _tested(rows)
     return out
+
+
+def _goal_differences(cells_a: list, cells_b: list) -> list[float]:
+    """Per goal, the mean over its attacks of (success under a) - (success under b): goals are
+    the independent units, attacks on one goal are not."""
+    per_goal: dict[int, list[float]] = {}
+    b_of = {(c[0], c[1]): c[2] for c in cells_b}
+    for goal, attack, success in (c[:3] for c in cells_a):
+        if (goal, attack) in b_of:
+            per_goal.setdefault(goal, []).append(success - b_of[(goal, attack)])
+    return [sum(v) / len(v) for v in per_goal.values()]
 
 
 def _interpolate(xs: list[float], ys: list[float | None], x: float) -> float | None:
@@ -202,6 +235,7 @@ def steering_vs_prompting(table: Table, model: str) -> dict[str, Any]:
             ppl, base_ppl = table.value(model, c, "perplexity"), table.value(model, NONE, "perplexity")
             entry[arm] = {
                 "shift": {t: _shift(table, model, c, pole, t) for t in instruments},
+                "shift_test": {t: table.shift_test(model, c, pole, t) for t in instruments},
                 "off_target_shift": _off_target(table, model, c, dimension),
                 "perplexity_change": None if not ppl or not base_ppl else ppl / base_ppl - 1,
                 "safety_delta": safety,
@@ -239,7 +273,14 @@ def models(table: Table) -> dict[str, Any]:
                         xs.append(share)
                         ys.append(value)
             associations[f"{first}|{suite}"] = pearson_ci(xs, ys)
-    return {"types": types, "associations": associations}
+    for association, p in zip(associations.values(), holm([a["p"] for a in associations.values()]), strict=True):
+        association["p_holm"] = p
+    return {"types": types, "associations": associations, "family_size": _tested(associations.values())}
+
+
+def _tested(rows) -> int:
+    """How many rows of a family were tested (a Holm family's size)."""
+    return sum(1 for r in rows if math.isfinite(r.get("p", math.nan)))
 
 
 def _paired_values(table: Table, model: str, target: str) -> dict[str, dict]:
@@ -275,8 +316,8 @@ def model_pairs(table: Table) -> list[dict[str, Any]]:
                     diff = paired_difference(matrix, 0, 1)
                     level = float(matrix.metric()[0])
                     out.append(
-                        {"from": earlier, "to": later, "target": target, "metric": metric, "before": level}
-                        | diff
-                        | {"mdd": mdd_proportion(level, diff["n_items"])}
+                        {"from": earlier, "to": later, "target": target, "metric": metric, "before": level} | diff
                     )
+    for row, p in zip(out, holm([r["p"] for r in out]), strict=True):
+        row["p_holm"] = p
     return out

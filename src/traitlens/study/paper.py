@@ -26,7 +26,7 @@ def verdict(paper_delta: float, ours: dict | None) -> str:
         return "not measured here (the study did not run this condition)"
     low, high = ours["ci"]
     if low <= 0 <= high:
-        return f"no detectable change here (95% CI [{low:+.2f}, {high:+.2f}] contains 0, n={ours['n_items']}); {WHY}"
+        return f"not detected here (95% CI [{low:+.2f}, {high:+.2f}] contains 0, n={ours['n_items']}); {WHY}"
     same = (ours["delta"] > 0) == (paper_delta > 0) and paper_delta != 0
     word = "agrees in direction" if same else "opposite direction to the paper"
     return f"{word} (95% CI [{low:+.2f}, {high:+.2f}], n={ours['n_items']}); {WHY}"
@@ -54,7 +54,7 @@ def _fig7(root: Path, table: Table, model: str) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "figure": "Fig. 7",
-                    "what": f"{edit['edit']} ({name}): {metric}",
+                    "what": f"{edit['edit']} ({name}): {metric}" + (" (ours: MCC)" if suite != "toxicity" else ""),
                     "paper": round(paper, 4),
                     "ours": ours,
                     "sentence": verdict(paper, ours),
@@ -79,7 +79,7 @@ def _fig6(root: Path, table: Table, by_pole: dict) -> list[dict[str, Any]]:
             if entry is not None:
                 m = entry["mcnemar"]
                 diff = entry[a] - entry[b]
-                ours = {"delta": diff, "p": m["p"], "n_items": m["n_pairs"]}
+                ours = {"delta": diff, "p": m["p"], "p_holm": entry.get("p_holm", m["p"]), "n_items": m["n_pairs"]}
         sentence = "not measured here" if ours is None else _fig6_sentence(paper, ours)
         rows.append(
             {
@@ -94,10 +94,12 @@ def _fig6(root: Path, table: Table, by_pole: dict) -> list[dict[str, Any]]:
 
 
 def _fig6_sentence(paper: float, ours: dict) -> str:
-    if ours["p"] >= 0.05:
-        return f"no detectable difference here (McNemar p={ours['p']:.2f}, n={ours['n_items']}); {WHY}"
+    """Read on the Holm-corrected p: the per-attack rows are one family."""
+    p, holm = ours["p"], ours["p_holm"]
+    if holm >= 0.05:
+        return f"not detected here (McNemar p={p:.2f}, Holm {holm:.2f}, n={ours['n_items']}); {WHY}"
     same = (ours["delta"] > 0) == (paper > 0)
-    return f"{'agrees in direction' if same else 'opposite direction'} (McNemar p={ours['p']:.3f}); {WHY}"
+    return f"{'agrees in direction' if same else 'opposite direction'} (McNemar p={p:.3f}, Holm {holm:.3f}); {WHY}"
 
 
 def _fig2(root: Path, types: dict[str, str | None]) -> list[dict[str, Any]]:

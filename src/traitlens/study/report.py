@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from traitlens._io import save_figure, write_json, write_text
+from traitlens.paired import verdict
 from traitlens.plotting import pyplot
 from traitlens.study.analyses import Table, dose_response, jailbreak_by_pole, model_pairs, models, steering_vs_prompting
 from traitlens.study.execute import StudyRun
@@ -90,16 +91,16 @@ def _sizes(run: StudyRun, data: dict) -> list[str]:
 
 def _dose_md(model: str, dose: dict, suites: list[str]) -> list[str]:
     lines = [f"## Dose-response ({model})", ""]
-    head = "| edit | x alpha | target share % | off-target | perplexity | " + " | ".join(suites) + " |"
-    lines += [head, "|---|---|---|---|---|" + "---|" * len(suites)]
+    head = "| edit | x alpha | target share % | shift, paired over items | off-target | perplexity | "
+    lines += [head + " | ".join(suites) + " |", "|---|---|---|---|---|---|" + "---|" * len(suites)]
     for name, edit in dose["edits"].items():
         for p in edit["points"]:
             cells = [
                 f"{p[s]['value']:.3f} [{p[s]['ci'][0]:.2f}, {p[s]['ci'][1]:.2f}]" if s in p else "-" for s in suites
             ]
             lines.append(
-                f"| {name} | {p['multiple']:g} | {_fmt(p['target_share'], True)} | {_fmt(p['off_target_shift'], True, True)} "
-                f"| {_fmt(p['perplexity'])} | " + " | ".join(cells) + " |"
+                f"| {name} | {p['multiple']:g} | {_fmt(p['target_share'], True)} | {_shift_test(p.get('target_shift_test'))} "
+                f"| {_fmt(p['off_target_shift'], True, True)} | {_fmt(p['perplexity'])} | " + " | ".join(cells) + " |"
             )
     lines += [
         "",
@@ -125,7 +126,7 @@ def _section(title: str, present: bool, missing: str, columns: list[str]) -> lis
 
 
 def _pole_md(model: str, by_pole: dict) -> list[str]:
-    columns = ["dimension", "conditions", "perplexity", "attack", "ASR a", "ASR b", "a - b", "McNemar p"]
+    columns = ["dimension", "conditions", "perplexity", "attack", "ASR a", "ASR b", "a - b", "p", "p (Holm)"]
     missing = "Not run: needs the jailbreak suite under both vectors of a dimension."
     lines = _section(f"Jailbreak success by pole ({model})", bool(by_pole), missing, columns)
     if not by_pole:
@@ -133,11 +134,27 @@ def _pole_md(model: str, by_pole: dict) -> list[str]:
     for dim, e in by_pole.items():
         a, b = e["poles"]
         for attack, x in e["by_attack"].items():
+            p = x["p_goal_clustered"] if attack == "all" else x["p"]
+            holm_p = "-" if attack == "all" else f"{x['p_holm']:.3f}"
             lines.append(
                 f"| {dim} ({a} vs {b}) | {' / '.join(e['conditions'])} | {' / '.join(_fmt(p) for p in e['perplexity'])} | "
-                f"{attack} | {x[a]:.3f} | {x[b]:.3f} | {x['diff']:+.3f} | {x['mcnemar']['p']:.3f} |"
+                f"{attack} | {x[a]:.3f} | {x[b]:.3f} | {x['diff']:+.3f} | {p:.3f} | {holm_p} |"
             )
-    return lines + ["", f"![jailbreak by pole]({model}-poles.png)", ""]
+    size = next(iter(by_pole.values()))["attack_family_size"]
+    note = (
+        f"Per attack: exact McNemar over goals, Holm-corrected over the {size} attack rows of this table. "
+        "All attacks: a sign-flip permutation over goals of each goal's mean difference (attacks on one "
+        "goal are not independent), not corrected (one test per dimension)."
+    )
+    return lines + ["", note, "", f"![jailbreak by pole]({model}-poles.png)", ""]
+
+
+def _shift_test(test: dict | None) -> str:
+    """A trait shift's paired verdict: moved (p) or not detected (MDD), with its CI and n."""
+    if not test:
+        return "-"
+    lo, hi = test["ci"]
+    return f"{verdict(test)} [{100 * lo:+.1f}, {100 * hi:+.1f}], n {test['n']}"
 
 
 def _prompt_md(model: str, versus: dict) -> list[str]:
@@ -150,7 +167,8 @@ def _prompt_md(model: str, versus: dict) -> list[str]:
     for pole, e in versus.items():
         for arm in ("vector", "prompt"):
             x = e[arm]
-            shifts = ", ".join(f"{t}: {_fmt(v, True, True)}" for t, v in x["shift"].items())
+            tests = x.get("shift_test", {})
+            shifts = ", ".join(f"{t}: {_shift_test(tests.get(t))}" for t in x["shift"])
             safety = "; ".join(
                 f"{s} {d['delta']:+.3f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]" for s, d in x["safety_delta"].items()
             )
@@ -183,11 +201,26 @@ def _models_md(across: dict, units: list[dict]) -> list[str]:
                 ci = u["ci"] if u else None
                 cells.append("-" if u is None else f"{u['value']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
             lines.append(f"| {target} | {metric} | " + " | ".join(cells) + " |")
-    lines += ["", "Association over all conditions (Pearson r, bootstrap 95% CI over conditions):", ""]
-    lines += ["| first-pole share | metric | r | 95% CI | n conditions |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Association over all conditions (Pearson r, bootstrap 95% CI over conditions, permutation p, "
+        f"Holm-corrected over the {across.get('family_size', 0)} associations tested; fewer than 5 conditions: "
+        "n too small for a CI or a test):",
+        "",
+    ]
+    lines += [
+        "| first-pole share | metric | r | 95% CI | p | p (Holm) | n conditions |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, a in across["associations"].items():
         pole, suite = key.split("|")
-        lines.append(f"| {pole} | {suite} | {a['r']:+.2f} | [{a['ci'][0]:+.2f}, {a['ci'][1]:+.2f}] | {a['n']} |")
+        if a.get("ci") is None:
+            lines.append(f"| {pole} | {suite} | - | {a.get('note', 'n too small')} | - | - | {a['n']} |")
+            continue
+        lines.append(
+            f"| {pole} | {suite} | {a['r']:+.2f} | [{a['ci'][0]:+.2f}, {a['ci'][1]:+.2f}] | {a['p']:.3f} | "
+            f"{a['p_holm']:.3f} | {a['n']} |"
+        )
     return lines + [""]
 
 
@@ -197,17 +230,19 @@ def _pairs_md(pairs: list[dict]) -> list[str]:
     lines = [
         "## Model against model (unsteered, paired over items)",
         "",
-        "Later model minus earlier one on the same items; 95% bootstrap CI over items; MDD: the smallest "
-        "difference this many items detects (two-sided 5%, 80% power). A CI that spans 0 is a null result.",
+        "Later model minus earlier one on the same items; 95% bootstrap CI over items; p: a paired "
+        f"permutation over items, Holm-corrected over the {sum(1 for p in pairs if p['p'] == p['p'])} rows of this "
+        "table; MDD: the smallest difference this paired design detects (two-sided 5%, 80% power, from the "
+        "observed spread of the paired difference). A change that is not significant is not detected, not absent.",
         "",
-        "| from | to | target | metric | before | change | 95% CI | n | MDD |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| from | to | target | metric | before | change | 95% CI | p | p (Holm) | n | MDD |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in pairs:
         lo, hi = p["ci"]
         lines.append(
             f"| {p['from']} | {p['to']} | {p['target']} | {p['metric']} | {p['before']:.3f} | {p['delta']:+.3f} | "
-            f"[{lo:+.3f}, {hi:+.3f}] | {p['n_items']} | {p['mdd']:.3f} |"
+            f"[{lo:+.3f}, {hi:+.3f}] | {p['p']:.3f} | {p['p_holm']:.3f} | {p['n_items']} | {p['mdd']:.3f} |"
         )
     return lines + [""]
 

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from traitlens.paired import paired_mdd
+
 __all__ = [
     "ItemMatrix",
     "slope_per_10",
@@ -27,21 +29,35 @@ def _f1(truth: np.ndarray, pred: np.ndarray) -> float:
     return 2 * tp / denom if denom else 0.0
 
 
-class ItemMatrix:
-    """Per-item values of one metric under several conditions: ``values[c, i]`` (a prediction
-    for F1 metrics, with the shared ``truth``; a score whose mean is the metric otherwise)."""
+def _mcc(truth: np.ndarray, pred: np.ndarray) -> float:
+    tp, tn = float(((truth == 1) & (pred == 1)).sum()), float(((truth == 0) & (pred == 0)).sum())
+    fp, fn = float(((truth == 0) & (pred == 1)).sum()), float(((truth == 1) & (pred == 0)).sum())
+    denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return (tp * tn - fp * fn) / denominator if denominator else 0.0
 
-    def __init__(self, values: Sequence[Sequence[float]], truth: Sequence[int] | None = None) -> None:
+
+_JUDGED = {"mcc": _mcc, "f1": _f1}  # metrics of predictions against a shared truth
+
+
+class ItemMatrix:
+    """Per-item values of one metric under several conditions: ``values[c, i]`` (a prediction,
+    with the shared ``truth``, scored by ``judged``: MCC by default, F1 for the paper's figures;
+    a score whose mean is the metric otherwise)."""
+
+    def __init__(
+        self, values: Sequence[Sequence[float]], truth: Sequence[int] | None = None, judged: str = "mcc"
+    ) -> None:
         self.values = np.asarray(values, dtype=float)
         self.truth = None if truth is None else np.asarray(truth, dtype=float)
+        self.judged = judged
 
     @classmethod
-    def from_items(cls, items: Sequence[dict]) -> ItemMatrix:
+    def from_items(cls, items: Sequence[dict], judged: str = "mcc") -> ItemMatrix:
         lengths = {len(i.get("pred", i.get("x", []))) for i in items}
         if len(lengths) != 1:
             raise ValueError("conditions saw different items; paired statistics need the same ones")
         if "pred" in items[0]:
-            return cls([i["pred"] for i in items], items[0]["truth"])
+            return cls([i["pred"] for i in items], items[0]["truth"], judged)
         return cls([i["x"] for i in items])
 
     def metric(self, values: np.ndarray | None = None, columns: np.ndarray | None = None) -> np.ndarray:
@@ -52,7 +68,7 @@ class ItemMatrix:
         if self.truth is None:
             return v.mean(axis=1)
         truth = self.truth if columns is None else self.truth[columns]
-        return np.array([_f1(truth, row) for row in v])
+        return np.array([_JUDGED[self.judged](truth, row) for row in v])
 
 
 def slope_per_10(x: Sequence[float], y: Sequence[float]) -> float:
@@ -87,18 +103,31 @@ def slope_test(shares: Sequence[float], matrix: ItemMatrix, resamples: int = 100
 
 
 def paired_difference(matrix: ItemMatrix, a: int, b: int, resamples: int = 1000, seed: int = 0) -> dict:
-    """Metric under condition ``b`` minus under ``a``, with a paired bootstrap CI over items."""
+    """Metric under condition ``b`` minus under ``a``, paired over items: a bootstrap CI, a
+    permutation p (each item's two conditions swapped at random: valid for any metric, F1
+    included) and the design's MDD (from the bootstrap SE of the paired difference)."""
     rng = np.random.default_rng(seed)
-    both = ItemMatrix(matrix.values[[a, b]], matrix.truth)
+    both = ItemMatrix(matrix.values[[a, b]], matrix.truth, matrix.judged)
     values = both.metric()
     n = both.values.shape[1]
+    delta = float(values[1] - values[0])
     diffs = []
     for _ in range(resamples):
         m = both.metric(columns=rng.integers(0, n, n))
         diffs.append(m[1] - m[0])
+    extreme = 0
+    for _ in range(resamples):
+        swap = rng.random(n) < 0.5
+        swapped = both.values.copy()
+        swapped[:, swap] = swapped[::-1][:, swap]
+        m = both.metric(values=swapped)
+        extreme += abs(m[1] - m[0]) >= abs(delta) - 1e-12
+    finite = [d for d in diffs if math.isfinite(d)]
     return {
-        "delta": float(values[1] - values[0]),
-        "ci": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))],
+        "delta": delta,
+        "ci": [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))] if finite else [math.nan] * 2,
+        "p": (extreme + 1) / (resamples + 1),
+        "mdd": paired_mdd(float(np.std(finite, ddof=1)) * math.sqrt(n), n) if len(finite) > 1 else math.nan,
         "n_items": n,
     }
 
@@ -124,11 +153,17 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
+MIN_UNITS = 5  # fewer independent units than this: no interval, no test
+
+
 def pearson_ci(x: Sequence[float], y: Sequence[float], resamples: int = 1000, seed: int = 0) -> dict:
-    """Pearson r with a bootstrap CI over the paired points (conditions)."""
+    """Pearson r with a bootstrap CI over the paired points (conditions) and a permutation p;
+    with fewer than ``MIN_UNITS`` points (r = +-1 is then easy) no CI and no p: "n too small"."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 3 or x.std() == 0 or y.std() == 0:
-        return {"r": math.nan, "ci": [math.nan, math.nan], "n": len(x)}
+    if len(x) < MIN_UNITS:
+        return {"r": math.nan, "ci": None, "p": math.nan, "n": len(x), "note": "n too small"}
+    if x.std() == 0 or y.std() == 0:
+        return {"r": math.nan, "ci": None, "p": math.nan, "n": len(x), "note": "no spread"}
     rng = np.random.default_rng(seed)
     rs = []
     for _ in range(resamples):
@@ -136,7 +171,10 @@ def pearson_ci(x: Sequence[float], y: Sequence[float], resamples: int = 1000, se
         if x[idx].std() > 0 and y[idx].std() > 0:
             rs.append(float(np.corrcoef(x[idx], y[idx])[0, 1]))
     r = float(np.corrcoef(x, y)[0, 1])
-    return {"r": r, "ci": [float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))], "n": len(x)}
+    shuffled = [abs(np.corrcoef(x, rng.permutation(y))[0, 1]) for _ in range(resamples)]
+    p = (1 + sum(s >= abs(r) - 1e-12 for s in shuffled)) / (1 + resamples)
+    ci = [float(np.percentile(rs, 2.5)), float(np.percentile(rs, 97.5))]
+    return {"r": r, "ci": ci, "p": float(p), "n": len(x)}
 
 
 def mdd_proportion(p: float, n: int) -> float:

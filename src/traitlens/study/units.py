@@ -103,7 +103,7 @@ def item_values(result) -> dict[str, Any]:
     """What a paired analysis needs of a suite: per-item truth/prediction (F1 suites), per-item
     scores (rate suites), and for jailbreak every (goal, attack) outcome."""
     records = result.records
-    if result.metric == "f1":  # the calibrated threshold: the raw one degenerates on small models
+    if result.metric == "mcc":  # the calibrated threshold: the raw one degenerates on small models
         truth = [r["label"] for r in records]
         return {"truth": truth, "pred": [r.get("predicted_calibrated", r["predicted"]) for r in records]}
     if result.suite == "jailbreak":
@@ -129,8 +129,8 @@ def item_values(result) -> dict[str, Any]:
 
 
 def _calibrated_f1(result) -> dict[str, Any]:
-    """F1 at the contextually calibrated threshold, with its bootstrap CI and MDD: the row the
-    analyses use (the raw row stays beside it)."""
+    """F1 at the contextually calibrated threshold, with its bootstrap CI and MDD: a secondary
+    row beside the primary MCC (the paper reported F1)."""
     import numpy as np
 
     from traitlens.bench.base import bootstrap_metric, f1_score, minimum_detectable_difference
@@ -181,7 +181,10 @@ def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
         for d in result.dimensions.values()
     ]
     per_item = {d: [r["p_first"] for r in result.items if r["dimension"] == d] for d in result.dimensions}
-    return rows, {"type": result.type, "items": per_item}
+    wording = result.validity.get("steered_content_free")
+    return rows, {"type": result.type, "items": per_item, "readouts": readout} | (
+        {"steered_content_free": wording} if wording else {}
+    )
 
 
 def run_unit(unit: Unit) -> dict[str, Any]:
@@ -204,8 +207,8 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         rows = [
             {"metric": result.metric, "value": result.value, "ci": list(result.ci95), "n": result.n, "mdd": result.mdd}
         ]
-        if result.metric == "f1":
-            rows.insert(0, _calibrated_f1(result))
+        if result.metric == "mcc":
+            rows.append(_calibrated_f1(result))
         details = {"items": item_values(result), "extra": result.extra, "higher_is_better": result.higher_is_better}
     else:
         rows, details = _assess_rows(model, unit, intervention)
