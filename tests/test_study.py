@@ -30,6 +30,12 @@ def _spec(tmp_path: Path, body: str) -> Path:
     return path
 
 
+def test_a_null_key_adds_one_null_unit_per_vector_at_its_recommended_alpha(tmp_path):
+    body = 'null = 3\n[interventions]\nvectors = ["JP", "PJ"]\nmultiples = [0.5, 1.0]\npersonas = ["P"]\n'
+    units = [u for u in load_spec(_spec(tmp_path, body)).units() if u.target == "null"]
+    assert sorted((u.condition.name, u.condition.multiple, u.n) for u in units) == [("JP", 1.0, 3), ("PJ", 1.0, 3)]
+
+
 @pytest.mark.parametrize(
     "body, key, reason",
     [
@@ -46,6 +52,8 @@ def _spec(tmp_path: Path, body: str) -> Path:
         ('[suites.privacy]\nkinds = ["robot"]\n', "suites.privacy.kinds", "non-empty list"),
         ('[suites.privacy]\nfast = "yes"\n', "suites.privacy.fast", "true or false"),
         ('[instruments]\nitems = ["missing.jsonl"]\n', "instruments.items", "file not found"),
+        ("null = 0\n", "null", "positive integer"),
+        ('null = "many"\n', "null", "positive integer"),
     ],
 )
 def test_bad_spec_fails_before_any_model_loads(tmp_path, body, key, reason):

@@ -23,6 +23,7 @@ from traitlens.cli.assess_cmd import assess_command  # noqa: E402
 from traitlens.cli.bench_cmd import bench_command  # noqa: E402
 from traitlens.cli.edit_cmd import edit_command  # noqa: E402
 from traitlens.cli.model_cmd import chat, model_app  # noqa: E402
+from traitlens.cli.null_cmd import null_command  # noqa: E402
 from traitlens.cli.probe_cmd import probe_command  # noqa: E402
 from traitlens.cli.reverse_cmd import reverse_command  # noqa: E402
 from traitlens.cli.serve_cmd import serve_command  # noqa: E402
@@ -50,6 +51,7 @@ app.command("import")(import_command)
 app.command("inspect")(inspect_command)
 app.command("serve")(serve_command)
 app.command("reverse")(reverse_command)
+app.command("null")(null_command)
 app.command("study")(study_command)
 app.command("align")(align_command)
 

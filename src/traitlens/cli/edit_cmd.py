@@ -46,6 +46,9 @@ def edit_command(
     bench_limit: int = typer.Option(20, "--bench-limit", min=1, help="Items per safety suite (our samples)."),
     dtype: str = DtypeOption,
     fast: bool = FastOption,
+    null: int = typer.Option(
+        0, "--null", help="Set the chosen vector beside N random directions of its size and cost (0: off)."
+    ),
     score_cache: bool = typer.Option(
         True,
         "--score-cache/--no-score-cache",
@@ -69,6 +72,10 @@ def edit_command(
             raise TraitlensError(f"--pairs: file not found: {path}")
     instruments = {path.stem: load_items(path) for path in extra_items}
     check_options(alpha, goal, guard)  # before the slow model load; edit() checks them again
+    if null:
+        from traitlens.null import check_draws
+
+        check_draws(null)
     loaded = load_with_status(model, dtype)
     out = out or Path("runs") / f"edit-{trait}"
     export = None if no_export else (export or Path("results") / "vectors" / loaded.name / trait)
@@ -87,6 +94,7 @@ def edit_command(
             run_bench=run_bench,
             progress=factory,
             options=RunOptions.cached(ScoreStore.default() if score_cache else None, fast=fast),
+            null=null,
         )
     write_edit_outputs(result, out, export)
     console.print(edit_markdown(result).split("## Calibration")[0], markup=False, highlight=False)

@@ -20,6 +20,7 @@ from traitlens.errors import TraitlensError
 from traitlens.instrument.items import DIMENSIONS, ItemBank, Trait, default_items
 from traitlens.instrument.personas import persona_prompt
 from traitlens.memo import ScoreStore
+from traitlens.null import NullResult, check_draws, null_test
 from traitlens.options import RunOptions
 from traitlens.paired import paired_shift
 from traitlens.probe.api import DimensionProbe
@@ -46,6 +47,7 @@ class EditResult:
     recipe: Recipe | None = None
     persona: AssessmentResult | None = None  # eval items under the target pole's persona prompt
     extra: dict[str, dict[str, AssessmentResult]] = field(default_factory=dict)  # instrument -> condition
+    null: NullResult | None = None  # the chosen vector against random directions of its size and cost
 
     @property
     def dimension(self) -> str:
@@ -139,6 +141,7 @@ class EditResult:
             "wording_shift": None if self.wording_shift is None else round(self.wording_shift, 4),
             "off_target_shift_eval": round(self.off_target_shift, 4),
             "flags": self.flags(),
+            "null": self._null_summary(),
             "persona_prompt_share": round(self.share(self.persona), 4) if self.persona else None,
             "persona_prompt_shift": round(self.share(self.persona) - self.share(self.baseline), 4)
             if self.persona
@@ -152,6 +155,21 @@ class EditResult:
             "perplexity_after": round(self.calibration.chosen.perplexity, 3),
             "perplexity_change": round(self.calibration.chosen.ppl_ratio - 1, 4),
             "seconds": round(self.seconds, 1),
+        }
+
+    def _null_summary(self) -> dict[str, Any] | None:
+        """The target share's place in the null: the vector's shift, the null's percentiles and p."""
+        if self.null is None:
+            return None
+        first = DIMENSIONS[self.dimension][0]
+        entry = self.null.metrics[f"share_{first}"]
+        sign = 1 if self.trait.target == first else -1
+        return {
+            "draws": self.null.draws,
+            "metric": f"share_{first}",
+            "towards_target": round(sign * entry["vector"], 4),
+            "percentiles": entry["percentiles"],
+            "p": entry["p"],
         }
 
     def _extra_summary(self) -> dict[str, dict[str, float]]:
@@ -204,6 +222,7 @@ class _Plan:
     permutations: int
     alphas: Sequence[float]
     run_bench: Callable | None
+    null: int
 
 
 def edit(
@@ -223,6 +242,7 @@ def edit(
     run_bench: Callable | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     options: RunOptions | None = None,
+    null: int = 0,
 ) -> EditResult:
     """Edit ``trait`` (a ``Trait``, or its letters: "JP" = from J towards P) and measure what moved.
 
@@ -234,9 +254,13 @@ def edit(
     asked twice are computed once and the next edit of the same model reads its unsteered passes
     back, bit for bit; lower-layer reuse in calibration). ``RunOptions(fast=True)`` (opt-in, not
     bit-identical) takes the scorer's fast path and the persona replies' decoding levers; its
-    agreement with the exact path is in ``benchmarks/RESULTS.md``."""
+    agreement with the exact path is in ``benchmarks/RESULTS.md``. ``null`` > 0 sets the chosen
+    vector beside that many random directions of its size and perplexity cost on the eval items
+    (``traitlens.null``), read with the same fixed readouts."""
     trait = Trait.parse(trait)
     check_options(alpha, goal, guard)
+    if null:
+        check_draws(null)
     recipes = parse_recipes(recipes) if isinstance(recipes, str) else list(recipes or default_recipes(pair_files))
     if alpha is not None:
         recipes = recipes[:1]
@@ -244,8 +268,9 @@ def edit(
     bank = items or default_items()
     bank.select("train", trait.dimension)  # calibration needs training items: say so before any model work
     plan = _Plan(
-        trait, layer, alpha, goal, guard, recipes, pair_files, bank, extra_items or {}, permutations, alphas, run_bench
-    )
+        trait, layer, alpha, goal, guard, recipes, pair_files, bank, extra_items or {}, permutations, alphas, run_bench,
+        null,
+    )  # fmt: skip
     return _edit(model, plan, options or RunOptions.cached(ScoreStore.default()), progress)
 
 
@@ -307,6 +332,12 @@ def _edit(model, plan: _Plan, options: RunOptions, progress) -> EditResult:
             "persona_prompt": read(subset, split="all", readout=fixed, system=pole_prompt),
         }
     bench = plan.run_bench(model, steering) if plan.run_bench else None
+    against = None
+    if plan.null:
+        tick = progress("null draws", plan.null + 2) if progress else None
+        against = null_test(
+            model, steering, draws_n=plan.null, items=bank_all, readouts=fixed, options=options, progress=tick
+        )
     return EditResult(
         trait,
         baseline,
@@ -322,4 +353,5 @@ def _edit(model, plan: _Plan, options: RunOptions, progress) -> EditResult:
         recipe,
         persona,
         extra,
+        against,
     )

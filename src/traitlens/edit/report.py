@@ -154,6 +154,16 @@ def _evidence_rows(result: EditResult) -> list[str]:
     rows += [f"- **FLAG** {flag}" for flag in s["flags"]] or [
         "- No flag: the shift is not wording, nor mostly elsewhere."
     ]
+    null = s["null"]
+    if null is None:
+        rows.append("- Random-direction null: not run (`--null N`).")
+    else:
+        lo, _, hi = null["percentiles"]
+        rows.append(
+            f"- Random-direction null ({null['draws']} draws matched in norm and perplexity, `null.json`): "
+            f"{null['metric']} moved {100 * null['towards_target']:+.1f} pts towards {result.trait.target}; "
+            f"the null's 95% range [{100 * lo:+.1f}, {100 * hi:+.1f}] pts (first pole), p = {null['p']:.3f}."
+        )
     return rows + [""]
 
 
@@ -321,6 +331,12 @@ def write_edit_outputs(result: EditResult, out: Path, export: Path | None) -> No
 
         plot_bench(result.bench, out / "bench.png")
         pictures.append("bench.png")
+    if result.null is not None:
+        from traitlens.null.report import plot_null
+
+        write_json(out / "null.json", result.null.to_dict())
+        plot_null(result.null, out / "null.png")
+        pictures.append("null.png")
     write_json(
         out / "edit.json",
         {

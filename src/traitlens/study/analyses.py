@@ -20,7 +20,16 @@ from traitlens.study.stats import (
     slope_test,
 )
 
-__all__ = ["Table", "dose_response", "jailbreak_by_pole", "steering_vs_prompting", "models", "model_pairs", "POLE_DIM"]
+__all__ = [
+    "Table",
+    "dose_response",
+    "jailbreak_by_pole",
+    "steering_vs_prompting",
+    "models",
+    "model_pairs",
+    "null_results",
+    "POLE_DIM",
+]
 
 POLE_DIM = {p: d for d, poles in DIMENSIONS.items() for p in poles}
 
@@ -137,6 +146,25 @@ def dose_response(table: Table, model: str) -> dict[str, Any]:
     for (name, suite), p in zip(family, adjusted, strict=True):
         edits[name]["slopes"][suite]["p_holm"] = p
     return {"edits": edits, "family_size": len(family)}
+
+
+def null_results(table: Table, model: str) -> dict[str, Any]:
+    """Per vector (at its recommended alpha): each questionnaire metric's effect, its null's
+    percentiles and p; the target dimension's p Holm-corrected across the vectors."""
+    out = {}
+    for name, chain in table.vectors(model).items():
+        condition = next((c for c in chain if c.recommended), None)
+        result = table.get(model, condition, "null") if condition is not None else None
+        if result is None:
+            continue
+        null = result["details"]["null"]
+        target = f"share_{DIMENSIONS[POLE_DIM[name[1]]][0]}"
+        out[name] = {"draws": null["draws"], "target_metric": target, "metrics": null["metrics"]}
+        out[name]["perplexity"] = null["perplexity"]
+    names = list(out)
+    for name, p in zip(names, holm([out[n]["metrics"][out[n]["target_metric"]]["p"] for n in names]), strict=True):
+        out[name]["target_p_holm"] = p
+    return out
 
 
 def _matched(table: Table, model: str, toward_a: list[Condition], toward_b: list[Condition]):

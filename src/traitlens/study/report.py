@@ -8,7 +8,15 @@ from typing import Any
 from traitlens._io import save_figure, write_json, write_text
 from traitlens.paired import verdict
 from traitlens.plotting import pyplot
-from traitlens.study.analyses import Table, dose_response, jailbreak_by_pole, model_pairs, models, steering_vs_prompting
+from traitlens.study.analyses import (
+    Table,
+    dose_response,
+    jailbreak_by_pole,
+    model_pairs,
+    models,
+    null_results,
+    steering_vs_prompting,
+)
 from traitlens.study.execute import StudyRun
 from traitlens.study.paper import paper_side_by_side
 from traitlens.study.stats import mdd_proportion
@@ -25,6 +33,7 @@ def analyse(run: StudyRun) -> dict[str, Any]:
         "dose_response": {m: dose_response(table, m) for m in run.spec.models},
         "jailbreak_by_pole": per_model,
         "steering_vs_prompting": {m: steering_vs_prompting(table, m) for m in run.spec.models},
+        "null": {m: null_results(table, m) for m in run.spec.models},
         "models": across,
         "model_pairs": model_pairs(table),
         "paper": paper_side_by_side(run.spec.data, table, first, per_model[first], across["types"]),
@@ -147,6 +156,26 @@ def _pole_md(model: str, by_pole: dict) -> list[str]:
         "goal are not independent), not corrected (one test per dimension)."
     )
     return lines + ["", note, "", f"![jailbreak by pole]({model}-poles.png)", ""]
+
+
+def _null_md(model: str, null: dict) -> list[str]:
+    columns = ["vector", "draws", "target metric", "effect", "null 95% range", "p", "p (Holm)"]
+    missing = "Not run: set `null = N` in the spec."
+    lines = _section(f"Against the random-direction null ({model})", bool(null), missing, columns)
+    for name, e in null.items():
+        m = e["metrics"][e["target_metric"]]
+        lo, _, hi = m["percentiles"]
+        lines.append(
+            f"| {name} | {e['draws']} | {e['target_metric']} | {m['vector']:+.4f} | [{lo:+.4f}, {hi:+.4f}] | "
+            f"{m['p']:.3f} | {e['target_p_holm']:.3f} |"
+        )
+    if null:
+        lines += [
+            "",
+            "Null directions are matched to each vector in norm and perplexity; p is the vector's rank among them "
+            "(two-sided), Holm-corrected across the vectors of this table.",
+        ]
+    return lines + [""]
 
 
 def _shift_test(test: dict | None) -> str:
@@ -339,6 +368,7 @@ def write_report(run: StudyRun, out: str | Path) -> dict[str, Any]:
         lines += _dose_md(model, analyses["dose_response"][model], suites)
         lines += _pole_md(model, analyses["jailbreak_by_pole"][model])
         lines += _prompt_md(model, analyses["steering_vs_prompting"][model])
+        lines += _null_md(model, analyses["null"][model])
     lines += _models_md(analyses["models"], data["units"]) + _pairs_md(analyses.get("model_pairs", []))
     lines += _paper_md(analyses["paper"])
     write_json(out / "study.json", data)

@@ -28,6 +28,9 @@ kinds = ["none", "vector"]        # optional: only these kinds of condition (def
 fast = true                       # optional: the opt-in fast decoding of `bench --fast` (not
                                   # bit-identical; its verdict agreement is in benchmarks/RESULTS.md)
 ```
+
+A top-level ``null = N`` adds, per model and vector at its recommended alpha, its questionnaire
+effects beside N random directions of its size and perplexity cost (``traitlens.null``).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from traitlens.errors import TraitlensError
 
 __all__ = ["Condition", "Unit", "StudySpec", "load_spec", "file_digest"]
 
-_TOP = {"name", "models", "vector_root", "data", "interventions", "instruments", "suites", "perplexity"}
+_TOP = {"name", "models", "vector_root", "data", "interventions", "instruments", "suites", "perplexity", "null"}
 _INTERVENTIONS = {"none", "vectors", "multiples", "personas"}
 _INSTRUMENTS = {"bank", "items"}
 _SUITE_KEYS = {"n", "at", "kinds", "fast"}
@@ -80,8 +83,8 @@ class Condition:
 class Unit:
     model: str
     condition: Condition
-    target: str  # "bank:eval", "items:<stem>", "perplexity" or "suite:<name>"
-    n: int | None  # items per suite (None: all)
+    target: str  # "bank:eval", "items:<stem>", "perplexity", "suite:<name>" or "null"
+    n: int | None  # items per suite (None: all); null draws for "null"
     source: str = ""  # the file the target reads (items file, suite data), for its digest
     fast: bool = False  # a suite decoded in the opt-in fast mode
 
@@ -105,6 +108,7 @@ class StudySpec:
     suites: dict[str, dict[str, Any]]
     data: str | None
     raw: dict[str, Any] = field(default_factory=dict)
+    null: int = 0  # random directions per vector at its recommended alpha (0: none)
 
     def units(self) -> list[Unit]:
         units = []
@@ -115,6 +119,8 @@ class StudySpec:
                 for suite, opts in self.suites.items():
                     if condition.kind in opts["kinds"] and (opts["at"] == "all" or condition.recommended):
                         units.append(Unit(model, condition, f"suite:{suite}", opts["n"], self.data or "", opts["fast"]))
+                if self.null and condition.kind == "vector" and condition.recommended:
+                    units.append(Unit(model, condition, "null", self.null))
         return units
 
 
@@ -274,6 +280,10 @@ def load_spec(path: str | Path, data: str | None = None) -> StudySpec:
         data = str((path.parent / raw["data"]).resolve())
     if data is not None and not Path(data).exists():
         raise _fail(path, "data", f"path does not exist: {data}")
+    null = raw.get("null", 0)
+    if isinstance(null, bool) or not isinstance(null, int) or not 1 <= null <= 1000:
+        if "null" in raw:
+            raise _fail(path, "null", f"expected a positive integer of draws (at most 1000), not {null!r}")
     spec = StudySpec(
         path,
         str(raw.get("name", path.stem)),
@@ -283,6 +293,7 @@ def load_spec(path: str | Path, data: str | None = None) -> StudySpec:
         _suites(path, raw, data),
         data,
         raw,
+        null,
     )
     units = spec.units()
     keys = [repr(u.describe()) for u in units]

@@ -193,7 +193,21 @@ def run_unit(unit: Unit) -> dict[str, Any]:
     model = _model(unit.model)
     intervention = intervention_for(model, unit.condition)
     details: dict[str, Any] = {}
-    if unit.target == "perplexity":
+    if unit.target == "null":
+        from traitlens.memo import ScoreStore
+        from traitlens.null import null_test
+        from traitlens.options import RunOptions
+
+        result = null_test(
+            model, intervention, draws_n=unit.n, readouts=_readouts(model, unit.model),
+            options=RunOptions.cached(ScoreStore.default()),
+        )  # fmt: skip
+        rows = [
+            {"metric": f"null_p_{name}", "value": m["p"], "ci": m["percentiles"][::2], "n": result.draws}
+            for name, m in result.metrics.items()
+        ]
+        details = {"null": result.to_dict()}
+    elif unit.target == "perplexity":
         from traitlens.perplexity_guard import perplexity
 
         rows = [{"metric": "perplexity", "value": perplexity(model, intervention=intervention), "ci": None, "n": None}]
