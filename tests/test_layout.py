@@ -76,7 +76,7 @@ FLOORS = (
     ("generation", "perplexity_guard"),
     ("assess",),
     ("probe", "bench"),
-    ("edit",),  # the edit experiment: recipes, frontier, calibration, report
+    ("null", "edit"),  # the random-direction null; the edit experiment (recipes, frontier, calibration, report)
     ("study", "reverse", "align", "serve"),
     ("cli",),
 )
