@@ -32,8 +32,11 @@ def _spec(tmp_path: Path, body: str) -> Path:
 
 def test_a_null_key_adds_one_null_unit_per_vector_at_its_recommended_alpha(tmp_path):
     body = 'null = 3\n[interventions]\nvectors = ["JP", "PJ"]\nmultiples = [0.5, 1.0]\npersonas = ["P"]\n'
-    units = [u for u in load_spec(_spec(tmp_path, body)).units() if u.target == "null"]
+    every = load_spec(_spec(tmp_path, body)).units()
+    units = [u for u in every if u.target == "null"]
     assert sorted((u.condition.name, u.condition.multiple, u.n) for u in units) == [("JP", 1.0, 3), ("PJ", 1.0, 3)]
+    # Readouts are chosen once, on the first model, for every questionnaire reading of the study.
+    assert {u.readouts_from for u in every if u.target in ("null", "bank:eval")} == {"tiny"}
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,7 @@ class Unit:
     n: int | None  # items per suite (None: all); null draws for "null"
     source: str = ""  # the file the target reads (items file, suite data), for its digest
     fast: bool = False  # a suite decoded in the opt-in fast mode
+    readouts_from: str = ""  # the model whose train split chose the readouts (questionnaire units)
 
     def describe(self) -> dict[str, Any]:
         out = {
@@ -95,6 +96,7 @@ class Unit:
             "target": self.target,
             "n": self.n,
         }
+        out |= {"readouts_from": self.readouts_from} if self.readouts_from else {}
         return out | {"fast": True} if self.fast else out  # exact units keep the keys they had
 
 
@@ -115,12 +117,15 @@ class StudySpec:
         for model in self.models:
             for condition in self.conditions[model]:
                 units.append(Unit(model, condition, "perplexity", None))
-                units += [Unit(model, condition, target, None, src) for target, src in self.instruments]
+                first = self.models[0]  # readouts are chosen once, on the first model, for every model
+                units += [
+                    Unit(model, condition, target, None, src, readouts_from=first) for target, src in self.instruments
+                ]
                 for suite, opts in self.suites.items():
                     if condition.kind in opts["kinds"] and (opts["at"] == "all" or condition.recommended):
                         units.append(Unit(model, condition, f"suite:{suite}", opts["n"], self.data or "", opts["fast"]))
                 if self.null and condition.kind == "vector" and condition.recommended:
-                    units.append(Unit(model, condition, "null", self.null))
+                    units.append(Unit(model, condition, "null", self.null, readouts_from=first))
         return units
 
 

@@ -143,21 +143,25 @@ def _calibrated_f1(result) -> dict[str, Any]:
     return {"metric": "f1_calibrated", "value": value, "ci": list(ci), "n": len(truth), "mdd": mdd}
 
 
-def _readouts(model, spec: str) -> dict[str, str]:
-    """Each dimension's readout, chosen by validity on the shipped bank's train split (as
-    ``traitlens edit`` chooses them), so every condition and instrument is read the same way as
-    the vectors' own reports. The passes are those of every edit's train baseline: a worker
-    reads them back from the score store when an edit or an earlier worker computed them."""
+def _readouts(model, unit: Unit) -> dict[str, str]:
+    """Each dimension's readout, chosen by validity on the shipped bank's train split of the
+    spec's first model (``unit.readouts_from``; as ``traitlens edit`` chooses them) and held
+    fixed for every condition, instrument and model of the study, so a comparison never reads two
+    models two ways. The passes are those of every edit's train baseline: a worker reads them
+    back from the score store when an edit or an earlier worker computed them."""
     from traitlens.assess import assess
     from traitlens.instrument.items import default_items
     from traitlens.memo import ScoreStore
+    from traitlens.models import load_model
     from traitlens.options import RunOptions
 
-    if spec not in _READOUTS:
+    chooser = unit.readouts_from or unit.model
+    if chooser not in _READOUTS:
+        reader = model if chooser == unit.model else load_model(chooser, device=model.device)
         options = RunOptions.cached(ScoreStore.default())
-        chosen = assess(model, default_items(), split="train", options=options).dimensions
-        _READOUTS[spec] = {d: r.readout for d, r in chosen.items()}
-    return _READOUTS[spec]
+        chosen = assess(reader, default_items(), split="train", options=options).dimensions
+        _READOUTS[chooser] = {d: r.readout for d, r in chosen.items()}
+    return _READOUTS[chooser]
 
 
 def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
@@ -168,7 +172,7 @@ def _assess_rows(model, unit: Unit, intervention) -> tuple[list[dict], dict]:
     bank, split = (default_items(), name) if kind == "bank" else (load_items(unit.source), "all")
     system = getattr(intervention, "system", None)
     steering = None if system is not None else intervention
-    readout = {d: r for d, r in _readouts(model, unit.model).items() if any(i.dimension == d for i in bank)}
+    readout = {d: r for d, r in _readouts(model, unit).items() if any(i.dimension == d for i in bank)}
     result = assess(model, bank, split=split, readout=readout, system=system, intervention=steering)
     rows = [
         {
@@ -199,7 +203,7 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         from traitlens.options import RunOptions
 
         result = null_test(
-            model, intervention, draws_n=unit.n, readouts=_readouts(model, unit.model),
+            model, intervention, draws_n=unit.n, readouts=_readouts(model, unit),
             options=RunOptions.cached(ScoreStore.default()),
         )  # fmt: skip
         rows = [
