@@ -11,6 +11,7 @@ from pathlib import Path
 
 from traitlens._io import write_text
 from traitlens.instrument.items import Trait
+from traitlens.paired import verdict
 from traitlens.steering.artifact import FILES, load_vector
 
 __all__ = ["library_table", "write_library_readme"]
@@ -20,14 +21,14 @@ ORDER = tuple(Trait.parse(t) for t in ("EI", "IE", "SN", "NS", "TF", "FT", "JP",
 
 def library_table(root: Path) -> str:
     rows = [
-        "| edit | recipe | layers | alpha | target share before -> after (eval) | shift (eval) | persona prompt (eval) "
-        "| words32 shift / prompt | train, where chosen | letter | perplexity change |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| edit | recipe | layers | alpha | target share before -> after (eval) | shift (eval) | evidence (eval) "
+        "| persona prompt (eval) | words32 shift / prompt | train, where chosen | letter | perplexity change |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for trait in ORDER:
         directory = root / str(trait)
         if not (directory / FILES["meta"]).is_file():
-            rows.append(f"| {trait.arrow} | not generated |" + " - |" * 9)
+            rows.append(f"| {trait.arrow} | not generated |" + " - |" * 10)
             continue
         vector = load_vector(directory)
         s = vector.extra.get("edit_summary", {})
@@ -50,10 +51,24 @@ def library_table(root: Path) -> str:
         rows.append(
             f"| [{trait.arrow}]({root.name}/{trait}/report.md) | {recipe} | {span} | {s.get('alpha', 0):.3g} | "
             f"{trait.target} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {100 * shift:+.1f} pts | "
-            f"{'-' if prompt is None else f'{100 * prompt:+.1f} pts'} | {words_text} | {_train(s, trait)} | {letter} | "
+            f"{_evidence(s)} | {'-' if prompt is None else f'{100 * prompt:+.1f} pts'} | {words_text} | {_train(s, trait)} | {letter} | "
             f"{100 * s.get('perplexity_change', 0):+.1f}% |"
         )
     return "\n".join(rows)
+
+
+def _evidence(summary: dict) -> str:
+    """The shift's paired test, its wording shift, its place in the null and any flag."""
+    parts = []
+    if summary.get("shift_test"):
+        parts.append(verdict(summary["shift_test"]))
+    if summary.get("wording_shift") is not None:
+        parts.append(f"wording {100 * summary['wording_shift']:+.1f} pts")
+    if summary.get("null"):
+        parts.append(f"null p {summary['null']['p']:.3f} ({summary['null']['draws']} draws)")
+    if summary.get("flags"):
+        parts.append("**FLAG** " + "; ".join(f.split(":")[0] for f in summary["flags"]))
+    return "; ".join(parts) or "not measured (an earlier run)"
 
 
 def _train(summary: dict, trait: Trait) -> str:

@@ -153,14 +153,24 @@ def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
     (root.parent / "NOTES.md").write_text("Hand-written notes survive.\n")
     text = write_library_readme(root).read_text()
     row = text.split("| [J -> P](tiny/JP/report.md) |")[1].splitlines()[0]
-    assert "| 0.2 | P 40.0% -> 55.0% | +15.0 pts | - | - | - | flipped | +10.0% |" in row
+    assert (
+        "| 0.2 | P 40.0% -> 55.0% | +15.0 pts | not measured (an earlier run) | - | - | - | flipped | +10.0% |" in row
+    )
     assert "| P -> J | not generated |" in text
     assert "| not flipped |" in text.split("[E -> I]")[1].splitlines()[0]
     words = {"words32": {"before": 0.5, "after": 0.62, "persona_prompt": 0.55}}
-    with_prompt = summary | {"persona_prompt_shift": 0.05, "extra_instruments": words}
+    test = {"shift": 0.15, "ci": [0.05, 0.25], "p": 0.004, "n": 16, "sd": 0.2, "mdd": 0.14}
+    evidence = {"shift_test": test, "wording_shift": 0.08, "null": {"p": 0.03, "draws": 32}}
+    evidence["flags"] = ["wording: the content-free share moved +8.0 pts"]
+    with_prompt = summary | {"persona_prompt_shift": 0.05, "extra_instruments": words} | evidence
     save_vector(_vector(tiny), root / "PJ", {"edit_summary": with_prompt})
     text = write_library_readme(root).read_text()
-    assert "| +15.0 pts | +5.0 pts | +12.0 / +5.0 |" in text.split("[P -> J]")[1].splitlines()[0]
+    row = text.split("[P -> J]")[1].splitlines()[0]
+    assert (
+        "| +15.0 pts | moved +15.0 pts (p = 0.004); wording +8.0 pts; null p 0.030 (32 draws); **FLAG** wording |"
+        in row
+    )
+    assert "| +5.0 pts | +12.0 / +5.0 |" in row
     assert text.endswith("Hand-written notes survive.\n")
 
 
