@@ -29,6 +29,20 @@ def null_markdown(result: NullResult) -> str:
         beyond = m["vector"] > hi or m["vector"] < lo
         reading = "beyond the null" if beyond else "inside the null: not told apart from any perturbation"
         lines.append(f"| {name} | {m['vector']:+.4f} | {lo:+.4f} | {mid:+.4f} | {hi:+.4f} | {m['p']:.3f} | {reading} |")
+    if result.wording:
+        lines += [
+            "",
+            "The vector's wording shift (first pole's content-free share under the vector minus without it; "
+            "a shift the questionnaire's answers share with no question asked):",
+            "",
+            "| dimension | readout | content-free, unsteered | under the vector | wording shift | flagged (> 5 pts) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for dim, w in result.wording.items():
+            lines.append(
+                f"| {dim} | {w['readout']} | {w['unsteered']:.1%} | {w['steered']:.1%} | "
+                f"{100 * w['wording_shift']:+.1f} pts | {'yes' if w['flagged'] else 'no'} |"
+            )
     achieved = ppl["null_ratios"]
     lines += [
         "",

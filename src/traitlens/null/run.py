@@ -117,6 +117,7 @@ class NullResult:
     metrics: dict[str, dict[str, Any]]
     perplexity: dict[str, Any]
     n_items: int
+    wording: dict[str, Any] = field(default_factory=dict)  # the vector's content-free shift per dimension
     seconds: float = 0.0
     matched: list[str] = field(default_factory=lambda: ["norm", "perplexity"])
 
@@ -130,6 +131,7 @@ class NullResult:
             "n_items": self.n_items,
             "metrics": self.metrics,
             "perplexity": self.perplexity,
+            "wording": self.wording,
             "seconds": round(self.seconds, 1),
         }
 
@@ -189,6 +191,10 @@ def null_test(
         return perplexity(model, intervention=intervention, options=run) / base_ppl
 
     metrics, matched = compare(measure, ratio, steering, made)
+    wording = {}
+    if QUESTIONNAIRE in suites:  # the vector's own passes are memoised: only the content-free ones run
+        steered = assess(model, bank, readout=fixed, intervention=steering, options=run)
+        wording = steered.validity.get("steered_content_free", {})
     return NullResult(
         vector=steering.describe(),
         draws=len(made),
@@ -197,5 +203,6 @@ def null_test(
         metrics=metrics,
         perplexity=matched,
         n_items=len(bank),
+        wording=wording,
         seconds=time.perf_counter() - start,
     )
