@@ -21,13 +21,18 @@ def null_markdown(result: NullResult) -> str:
         f"{100 * (ppl['vector_ratio'] - 1):+.1f}%). The questionnaire is read on {result.n_items} eval items "
         f"with readouts fixed on the train items ({', '.join(f'{d} {r}' for d, r in result.readouts.items())}).",
         "",
-        "| metric | vector's effect | null 2.5% | null median | null 97.5% | p (rank among draws) | reading |",
+        "| metric | vector's effect | null 2.5% | null median | null 97.5% | p (rank by size among draws) | reading (p < 0.05) |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, m in result.metrics.items():
         lo, mid, hi = m["percentiles"]
-        beyond = m["vector"] > hi or m["vector"] < lo
-        reading = "beyond the null" if beyond else "inside the null: not told apart from any perturbation"
+        floor = 1 / (len(m["null"]) + 1)
+        if m["p"] < 0.05:
+            reading = "beyond the null"
+        elif m["p"] <= floor + 1e-5:  # p is stored to 6 decimals
+            reading = f"beyond every draw, but {len(m['null'])} draws cannot test at 5% (p floor {floor:.3f})"
+        else:
+            reading = "inside the null: not told apart from any perturbation"
         lines.append(f"| {name} | {m['vector']:+.4f} | {lo:+.4f} | {mid:+.4f} | {hi:+.4f} | {m['p']:.3f} | {reading} |")
     if result.wording:
         lines += [
