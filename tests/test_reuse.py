@@ -177,7 +177,7 @@ def test_score_store_keeps_results_across_blocks_bit_for_bit_and_keys_what_they_
     run = RunOptions.cached(store)
     first = [
         assess(tiny, bank, readout="option", options=run),
-        assess(tiny, bank, readout="option", intervention=steer, options=run),
+        assess(tiny, bank, readout="option", intervention=steer, options=run, content_free=False),
     ]
     entries = sorted(store.root.rglob("*.safetensors"))
     assert len(entries) == 2  # one per state
@@ -186,7 +186,7 @@ def test_score_store_keeps_results_across_blocks_bit_for_bit_and_keys_what_they_
         run = RunOptions.cached(store)  # a later run: nothing in memory, everything on disk
         again = [
             assess(tiny, bank, readout="option", options=run),
-            assess(tiny, bank, readout="option", intervention=steer, options=run),
+            assess(tiny, bank, readout="option", intervention=steer, options=run, content_free=False),
         ]
         assert calls == []
         other = assess(
@@ -195,6 +195,7 @@ def test_score_store_keeps_results_across_blocks_bit_for_bit_and_keys_what_they_
             readout="option",
             intervention=Steering(_vector(tiny, (2,)), 0.7),
             options=RunOptions.cached(store),
+            content_free=False,  # the option passes only: one entry per state
         )
         assert calls  # another strength is another state: computed, not read
     finally:
@@ -208,7 +209,7 @@ def test_score_store_keeps_results_across_blocks_bit_for_bit_and_keys_what_they_
         run = RunOptions.cached(store)
         repaired = [
             assess(tiny, bank, readout="option", options=run),
-            assess(tiny, bank, readout="option", intervention=steer, options=run),
+            assess(tiny, bank, readout="option", intervention=steer, options=run, content_free=False),
         ]
     finally:
         handle.remove()

@@ -165,6 +165,7 @@ def test_killed_ray_study_resumes_without_recomputing(tmp_path):
         "steering_vs_prompting",
         "models",
         "model_pairs",
+        "null",
         "paper",
     }
     row = data["units"][0]

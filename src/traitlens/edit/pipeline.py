@@ -320,7 +320,9 @@ def _edit(model, plan: _Plan, options: RunOptions, progress) -> EditResult:
     # Before and after are read the same way: the readouts calibration held fixed.
     steered = read(bank, readout=fixed, intervention=steering, progress=tick("steered assessment", 2 * len(bank)))
     persona = read(bank, readout=fixed, system=pole_prompt)
-    by_readout = {r: read(bank, readout=r, intervention=steering) for r in ("label", "option", "pmi")}
+    by_readout = {  # views of the same steered passes: the wording is read once, above
+        r: read(bank, readout=r, intervention=steering, content_free=False) for r in ("label", "option", "pmi")
+    }
     extra = {}
     for name, instrument in plan.extra_items.items():
         if not any(i.dimension == dimension for i in instrument):

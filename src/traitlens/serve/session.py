@@ -181,7 +181,10 @@ class Playground:
             base = assess(self.model, progress=tick, options=self.options)
             fixed = {d: r.readout for d, r in base.dimensions.items()}
             if steering:
-                after = assess(self.model, readout=fixed, intervention=steering, progress=tick, options=self.options)
+                after = assess(
+                    self.model, readout=fixed, intervention=steering, progress=tick, options=self.options,
+                    content_free=False,  # a playground reading: shares only
+                )  # fmt: skip
             else:
                 after = base
 
