@@ -311,7 +311,7 @@ def test_calibration_replays_the_lower_layers_only_when_the_options_say_so(tiny,
     curves = {}
     for options in (RunOptions.cached(), RunOptions(memo=ScoreMemo(), reuse_layers=False)):
         runs.clear()
-        result = edit(tiny, "JP", recipes="default", alphas=(0.1, 0.3), permutations=10, options=options)
+        result = edit(tiny, "JP", recipes="default", alpha=0.3, permutations=10, options=options)
         assert bool(runs) == options.reuse_layers
         curves[options.reuse_layers] = [p.to_dict() for p in result.calibration.points]
     assert curves[True] == curves[False]
