@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 
 from traitlens.errors import TraitlensError
-from traitlens.instrument.items import DIMENSIONS, ItemBank
+from traitlens.instrument.items import ItemBank, Trait
 from traitlens.steering.vector import SteeringVector
 
 __all__ = ["KINDS", "MAX_DRAWS", "check_draws", "random_draws", "shuffled_draws", "draws"]
@@ -76,9 +76,7 @@ def shuffled_draws(model, vector: SteeringVector, bank: ItemBank, count: int, se
     from traitlens.probe.contrast import item_pairs
 
     _check_vector(vector)
-    dimension = next((d for d in DIMENSIONS if set(d) == set(vector.trait)), None)
-    if dimension is None:
-        raise TraitlensError(f"the vector's trait {vector.trait!r} names no dimension: shuffled draws need one")
+    dimension = Trait.parse(vector.trait).dimension  # one clear error for a trait that names no dimension
     contrast = item_pairs(bank.select("train", dimension)).for_dimension(dimension)
     acts = collect(model, contrast, layers=vector.layers, hook=vector.hook)
     g = torch.Generator().manual_seed(seed)

@@ -285,10 +285,11 @@ def load_spec(path: str | Path, data: str | None = None) -> StudySpec:
         data = str((path.parent / raw["data"]).resolve())
     if data is not None and not Path(data).exists():
         raise _fail(path, "data", f"path does not exist: {data}")
+    from traitlens.null.draws import MAX_DRAWS  # the null's own bound (imported here: it brings torch)
+
     null = raw.get("null", 0)
-    if isinstance(null, bool) or not isinstance(null, int) or not 1 <= null <= 1000:
-        if "null" in raw:
-            raise _fail(path, "null", f"expected a positive integer of draws (at most 1000), not {null!r}")
+    if "null" in raw and (isinstance(null, bool) or not isinstance(null, int) or not 1 <= null <= MAX_DRAWS):
+        raise _fail(path, "null", f"expected a positive integer of draws (at most {MAX_DRAWS}), not {null!r}")
     spec = StudySpec(
         path,
         str(raw.get("name", path.stem)),

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from traitlens.bench.agreement import confusion_metrics
 from traitlens.paired import paired_mdd
 
 __all__ = [
@@ -30,10 +31,7 @@ def _f1(truth: np.ndarray, pred: np.ndarray) -> float:
 
 
 def _mcc(truth: np.ndarray, pred: np.ndarray) -> float:
-    tp, tn = float(((truth == 1) & (pred == 1)).sum()), float(((truth == 0) & (pred == 0)).sum())
-    fp, fn = float(((truth == 0) & (pred == 1)).sum()), float(((truth == 1) & (pred == 0)).sum())
-    denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return (tp * tn - fp * fn) / denominator if denominator else 0.0
+    return confusion_metrics(truth, pred)["mcc"]
 
 
 _JUDGED = {"mcc": _mcc, "f1": _f1}  # metrics of predictions against a shared truth
