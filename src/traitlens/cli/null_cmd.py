@@ -25,9 +25,11 @@ def null_command(
 ) -> None:
     """The vector's effect on each metric, its null's percentiles and its empirical p: null.json/.md/.png."""
     from traitlens._io import write_json, write_text
+    from traitlens.memo import ScoreStore
     from traitlens.null import check_draws
     from traitlens.null.report import null_markdown, plot_null
     from traitlens.null.run import check_suites, null_test
+    from traitlens.options import RunOptions
     from traitlens.steering.artifact import load_vector
     from traitlens.steering.inject import load_intervention
 
@@ -41,7 +43,7 @@ def null_command(
         tick = factory("null draws", draws + 2)
         result = null_test(
             loaded, steering, draws_n=draws, kinds=chosen, suites=names, data=data, limit=limit, progress=tick,
-            seed=seed,
+            seed=seed, options=RunOptions.cached(ScoreStore.default()),  # a rerun after a kill reads its passes back
         )  # fmt: skip
     write_json(out / "null.json", result.to_dict())
     plot_null(result, out / "null.png")
