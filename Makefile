@@ -43,13 +43,14 @@ edit:
 MM := $(or $(DATA),../shared/data)/paper/machine_mindset
 PAIRS := $(foreach f,pairs200_en_E_vs_I.jsonl pairs200_zh_J_vs_P.jsonl,$(if $(wildcard $(MM)/$(f)),--pairs $(MM)/$(f)))
 TRAITS ?= EI IE SN NS TF FT JP PJ
+NULL ?= 32
 .PHONY: vectors
 vectors:
 	for t in $(TRAITS); do \
 		$(VENV)/bin/traitlens edit --trait $$t --model $(MODEL) --out runs/edit-$$t --no-bench $(PAIRS) \
-			--extra-items instruments/words32.jsonl || exit 1; \
+			--extra-items instruments/words32.jsonl --null $(NULL) || exit 1; \
 	done
-	$(PY) scripts/vector_library.py results/vectors/$(MODEL)
+	$(PY) scripts/vector_library.py results/vectors/$(MODEL) results/null/$(MODEL)
 
 # Safety suites on our samples; DATA=../shared/data for the public sets, LIMIT=N items per suite.
 DATA ?=

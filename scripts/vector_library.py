@@ -2,24 +2,52 @@
 
 ``python scripts/vector_library.py results/vectors/smollm2-135m-instruct`` rewrites
 ``results/vectors/README.md`` from each vector's ``meta.json``, followed by the hand-written
-``results/vectors/NOTES.md`` when there is one (regenerating the table never loses the commentary)."""
+``results/vectors/NOTES.md`` when there is one (regenerating the table never loses the commentary).
+A second argument, a directory of ``traitlens null`` runs (``results/null/smollm2-135m-instruct``),
+fills the evidence of vectors whose edit ran before the null existed."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from traitlens._io import write_text
-from traitlens.instrument.items import Trait
+from traitlens.instrument.items import DIMENSIONS, Trait
 from traitlens.paired import verdict
 from traitlens.steering.artifact import FILES, load_vector
 
-__all__ = ["library_table", "write_library_readme"]
+__all__ = ["library_table", "null_evidence", "write_library_readme"]
 
 ORDER = tuple(Trait.parse(t) for t in ("EI", "IE", "SN", "NS", "TF", "FT", "JP", "PJ"))
 
 
-def library_table(root: Path) -> str:
+def null_evidence(path: Path, vector, trait: Trait) -> dict:
+    """The evidence a separate ``traitlens null`` run on this vector gives (its paired shift test,
+    wording shift and place in the null), in the edit summary's terms; nothing where no run
+    exists or it ran on another alpha or other layers (a stale run says nothing of this vector)."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    ran = data.get("vector", {})
+    if ran.get("layers") != vector.layers or abs(ran.get("alpha", -1) - (vector.recommended_alpha or 0)) > 1e-9:
+        return {}
+    first = DIMENSIONS[trait.dimension][0]
+    metric = data["metrics"].get(f"share_{first}")
+    wording = data.get("wording", {}).get(trait.dimension)
+    out: dict = {}
+    if data.get("shift_test"):
+        out["shift_test"] = {k: v for k, v in data["shift_test"].items() if k != "pole"}
+    if wording is not None:
+        out["wording_shift"] = wording["wording_shift"] if trait.target == first else -wording["wording_shift"]
+    if metric is not None:
+        out["null"] = {"p": metric["p"], "draws": data["draws"]}
+    return out
+
+
+def library_table(root: Path, nulls: Path | None = None) -> str:
+    """The table of the edits under ``root``; ``nulls``: a directory of ``traitlens null`` runs, one
+    per trait (``nulls/JP/null.json``), whose evidence fills what an edit's summary lacks."""
     rows = [
         "| edit | recipe | layers | alpha | target share before -> after (eval) | shift (eval) | evidence (eval) "
         "| persona prompt (eval) | words32 shift / prompt | train, where chosen | letter | perplexity change |",
@@ -32,6 +60,8 @@ def library_table(root: Path) -> str:
             continue
         vector = load_vector(directory)
         s = vector.extra.get("edit_summary", {})
+        if nulls is not None:
+            s = null_evidence(nulls / str(trait) / "null.json", vector, trait) | s
         letter = (
             ("already " + trait.target)
             if s.get("already_target_before")
@@ -77,7 +107,7 @@ def _train(summary: dict, trait: Trait) -> str:
     return f"{trait.target} {summary['train_before_share']:.1%} -> {summary['train_after_share']:.1%}"
 
 
-def write_library_readme(root: Path) -> Path:
+def write_library_readme(root: Path, nulls: Path | None = None) -> Path:
     text = f"""# Steering vectors
 
 Edit directions for `{root.name}`, produced by `make vectors` (eight `traitlens edit` runs, one
@@ -97,7 +127,7 @@ readouts chosen on the train items. "Persona prompt" is the free baseline: the s
 one-sentence system prompt asking for the target pole. Perplexity is on the shipped neutral
 reference text.
 
-{library_table(root)}
+{library_table(root, nulls)}
 """
     notes = root.parent / "NOTES.md"
     if notes.is_file():
@@ -106,4 +136,4 @@ reference text.
 
 
 if __name__ == "__main__":
-    print(write_library_readme(Path(sys.argv[1])))
+    print(write_library_readme(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None))

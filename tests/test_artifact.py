@@ -174,6 +174,31 @@ def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
     assert text.endswith("Hand-written notes survive.\n")
 
 
+def test_library_takes_a_separate_null_runs_evidence_only_for_the_vector_it_ran_on(tiny, tmp_path):
+    from dataclasses import replace
+
+    from vector_library import library_table
+
+    root, nulls = tmp_path / "vectors" / "tiny", tmp_path / "null"
+    summary = {"alpha": 0.2, "before_share": 0.4, "after_share": 0.55, "perplexity_change": 0.1}
+    save_vector(replace(_vector(tiny), recommended_alpha=0.2), root / "JP", {"edit_summary": summary})
+    test = {"pole": "P", "shift": 0.15, "ci": [0.05, 0.25], "p": 0.004, "n": 16, "sd": 0.2, "mdd": 0.14}
+    run = {
+        "vector": {"layers": [1, 2], "alpha": 0.2},
+        "draws": 32,
+        "metrics": {"share_J": {"vector": -0.15, "p": 0.03}},
+        "shift_test": test,
+        "wording": {"JP": {"wording_shift": -0.08}},  # the J share's: P moved +8
+    }
+    (nulls / "JP").mkdir(parents=True)
+    (nulls / "JP" / "null.json").write_text(json.dumps(run))
+    row = library_table(root, nulls).split("[J -> P]")[1].splitlines()[0]
+    assert "moved +15.0 pts (p = 0.004); wording +8.0 pts; null p 0.030 (32 draws) |" in row
+    run["vector"]["alpha"] = 0.3  # a run on another alpha says nothing of the shipped vector
+    (nulls / "JP" / "null.json").write_text(json.dumps(run))
+    assert "not measured (an earlier run)" in library_table(root, nulls).split("[J -> P]")[1].splitlines()[0]
+
+
 def test_artifact_docstring_states_the_llama_cpp_layer_convention_the_code_uses():
     """Defect 18: the docstring said llama.cpp calls block L "layer L+1"; export writes direction.L."""
     from traitlens.steering import artifact

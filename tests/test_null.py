@@ -4,13 +4,14 @@ direction that must stand out of it while a random one must not."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 from helpers import assert_clean_error, run_cli
 
-from traitlens.instrument.items import DIMENSIONS
+from traitlens.instrument.items import DIMENSIONS, default_items
 from traitlens.null import check_draws, null_test, summarise
 from traitlens.null.draws import random_draws
 from traitlens.null.run import compare, match_scale
@@ -25,11 +26,27 @@ def test_summarise_ranks_the_effect_among_the_draws():
     assert len(far["null"]) == 99
 
 
-def test_match_scale_bisects_towards_the_target_ratio():
-    scale, ratio = match_scale(lambda c: 1 + 0.04 * c**2, target=1.16)  # c = 2 hits it exactly
-    assert scale == 2.0 and ratio == pytest.approx(1.16)
-    scale, ratio = match_scale(lambda c: 1 + 0.04 * c**2, target=1.02)  # c ~ 0.71: bisected below 1
-    assert 0.5 <= scale < 1 and abs(ratio - 1.02) < abs(1.04 - 1.02)
+@pytest.mark.parametrize(
+    "curve, target",
+    [
+        (lambda c: 1 + 0.04 * c**2, 1.16),  # c ~ 2
+        (lambda c: 1 + 0.04 * c**2, 1.02),  # c ~ 0.71: below 1
+        (lambda c: math.exp(0.01 * c**3), 1.6),  # steeper than the square law
+        (lambda c: 1 + 0.3 * c**1.2, 1.05),  # shallower
+    ],
+)
+def test_match_scale_meets_the_target_ratio_in_few_evaluations(curve, target):
+    calls = []
+    scale, ratio = match_scale(lambda c: calls.append(c) or curve(c), target)
+    assert abs(ratio - target) <= 0.1 * (target - 1) + 1e-3
+    assert ratio == curve(scale) and len(calls) <= 3, calls
+
+
+def test_match_scale_falls_back_to_a_bracket_where_the_power_law_does_not_hold():
+    curve = lambda c: 0.99 + 0.002 * c**4  # noqa: E731 (below 1 at scale 1: no power law)
+    scale, ratio = match_scale(curve, 1.1, steps=8)
+    assert abs(ratio - 1.1) <= 0.011 and ratio == curve(scale)
+    assert match_scale(curve, 0.95) == (1.0, curve(1.0))  # a target at or below 1: nothing to match
 
 
 def test_random_draws_keep_the_layers_norms_and_both_signs(tiny):
@@ -89,6 +106,11 @@ def test_the_null_runs_on_a_model_with_its_readouts_held_fixed(tiny):
     assert result.draws == 2 and len(result.perplexity["null_ratios"]) == 2
     assert result.to_dict()["matched"] == ["norm", "perplexity"]
     assert set(result.wording) == set(DIMENSIONS) and all("wording_shift" in w for w in result.wording.values())
+    test = result.shift_test  # JP's target pole P, paired over the J/P eval items
+    jp = [i for i in default_items().select("eval") if i.dimension == "JP"]
+    assert test["pole"] == "P" and test["n"] == len(jp) and test["ci"][0] <= test["shift"] <= test["ci"][1]
+    share_j = result.metrics["share_J"]["vector"]  # the P share's shift is minus the J share's
+    assert test["shift"] == pytest.approx(-share_j, abs=1e-3)
 
 
 def test_cli_null_writes_its_json_and_refuses_bad_input(tiny, tmp_path):

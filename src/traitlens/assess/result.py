@@ -95,6 +95,15 @@ class AssessmentResult:
     def reliable(self) -> bool:
         return not self.warnings
 
+    def pole_by_item(self, pole: str) -> dict[str, float]:
+        """Each item's probability of ``pole`` (a letter), by item id, on the dimension it names:
+        the per-item values a paired test of that pole's shift pairs."""
+        dimension = next((d for d, poles in DIMENSIONS.items() if pole in poles), None)
+        if dimension is None:
+            raise ValueError(f"{pole!r} is no pole of {', '.join(DIMENSIONS)}")
+        first = pole == DIMENSIONS[dimension][0]
+        return {r["id"]: r["p_first"] if first else 1 - r["p_first"] for r in self.items if r["dimension"] == dimension}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": self.type,

@@ -66,12 +66,7 @@ class EditResult:
 
     def target_items(self, result: AssessmentResult) -> dict[str, float]:
         """Each item's probability of the target pole, by item id."""
-        first = self.trait.target == DIMENSIONS[self.dimension][0]
-        return {
-            r["id"]: r["p_first"] if first else 1 - r["p_first"]
-            for r in result.items
-            if r["dimension"] == self.dimension
-        }
+        return result.pole_by_item(self.trait.target)
 
     @property
     def wording_shift(self) -> float | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from traitlens._io import save_figure
 from traitlens.null.run import NullResult
+from traitlens.paired import verdict
 from traitlens.plotting import pyplot
 
 __all__ = ["null_markdown", "plot_null"]
@@ -34,6 +35,15 @@ def null_markdown(result: NullResult) -> str:
         else:
             reading = "inside the null: not told apart from any perturbation"
         lines.append(f"| {name} | {m['vector']:+.4f} | {lo:+.4f} | {mid:+.4f} | {hi:+.4f} | {m['p']:.3f} | {reading} |")
+    test = result.shift_test
+    if test:
+        lines += [
+            "",
+            f"The target pole's shift paired over the same {test['n']} items: {verdict(test)}, "
+            f"CI [{100 * test['ci'][0]:+.1f}, {100 * test['ci'][1]:+.1f}] pts (sign-flip p {test['p']:.3g}, "
+            f"MDD {100 * test['mdd']:.1f} pts). The null asks the other question: whether any perturbation of "
+            "this size and cost moves it as far.",
+        ]
     if result.wording:
         lines += [
             "",
@@ -52,7 +62,7 @@ def null_markdown(result: NullResult) -> str:
     lines += [
         "",
         f"Null perplexity ratios reached: {min(achieved):.3f} to {max(achieved):.3f} (vector {ppl['vector_ratio']:.3f}); "
-        "a draw is rescaled by at most a few bisection steps, so the match is close, not exact.",
+        "each draw is rescaled in a few secant steps, so the match is close, not exact.",
         f"Run time {result.seconds:.0f} s.",
         "",
         "![null](null.png)",

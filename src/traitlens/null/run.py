@@ -11,6 +11,7 @@ layers). Suites, when asked for, run once per draw.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,9 +22,10 @@ import numpy as np
 from traitlens.accel.lower_layers import LowerLayers
 from traitlens.assess import assess
 from traitlens.errors import TraitlensError
-from traitlens.instrument.items import DIMENSIONS, ItemBank, default_items
+from traitlens.instrument.items import DIMENSIONS, ItemBank, Trait, default_items
 from traitlens.null.draws import KINDS, check_draws, draws
 from traitlens.options import RunOptions
+from traitlens.paired import paired_shift
 from traitlens.perplexity_guard import perplexity
 from traitlens.steering.inject import Steering, first_affected_layer
 
@@ -49,23 +51,44 @@ def summarise(effect: float, null: Sequence[float]) -> dict[str, Any]:
 
 def match_scale(ratio_at: Callable[[float], float], target: float, steps: int = MATCH_STEPS) -> tuple[float, float]:
     """(scale, ratio): the scale factor whose perplexity ratio is nearest ``target`` after at most
-    ``steps`` bisection steps from 1 (perplexity grows with the scale); 1 if it is close already."""
+    ``steps`` evaluations beyond the one at 1.
+
+    A perturbation's excess log-perplexity grows like a power of its scale (about the square for a
+    small one), so each step is a secant on ``log(log ratio)`` against ``log scale``, starting
+    from the square law; the steps stay inside the bracket the evaluations so far have found,
+    and fall back to bisecting it (or doubling) wherever the law does not apply (a ratio at or
+    below 1). Typically one or two evaluations beyond the first."""
     tolerance = MATCH_TOLERANCE * abs(target - 1) + 1e-3
-    best = (1.0, ratio_at(1.0))
-    low, high = 0.0, None
-    scale = 1.0
+    seen: list[tuple[float, float]] = [(1.0, ratio_at(1.0))]
+    low, high = 0.0, math.inf
     for _ in range(steps):
-        ratio = best[1] if scale == best[0] else ratio_at(scale)
-        if abs(ratio - target) < abs(best[1] - target):
-            best = (scale, ratio)
-        if abs(ratio - target) <= tolerance:
+        scale, ratio = seen[-1]
+        if abs(ratio - target) <= tolerance or target <= 1:
             break
         if ratio > target:
-            high = scale
+            high = min(high, scale)
         else:
-            low = scale
-        scale = (low + high) / 2 if high is not None else scale * 2
-    return best
+            low = max(low, scale)
+        guess = _power_law_step(seen, target)
+        if guess is None or not low < guess < high:
+            guess = (low + high) / 2 if math.isfinite(high) else 2 * max(low, scale)
+        seen.append((guess, ratio_at(guess)))
+    return min(seen, key=lambda point: abs(point[1] - target))
+
+
+def _power_law_step(seen: list[tuple[float, float]], target: float) -> float | None:
+    """The scale at which ``log ratio = c * scale**k`` meets ``target``, with ``k`` fitted on the
+    last two evaluations (2 when there is one); ``None`` where a ratio is at or below 1."""
+    usable = [(s, math.log(math.log(r))) for s, r in seen[-2:] if s > 0 and r > 1]
+    if not usable or len(usable) < len(seen[-2:]):
+        return None
+    (s1, y1) = usable[-1]
+    k = 2.0
+    if len(usable) == 2 and abs(math.log(usable[0][0]) - math.log(s1)) > 1e-9:
+        k = (usable[0][1] - y1) / (math.log(usable[0][0]) - math.log(s1))
+        if not 0.5 <= k <= 4:
+            k = 2.0
+    return s1 * math.exp((math.log(math.log(target)) - y1) / k)
 
 
 def compare(
@@ -118,6 +141,7 @@ class NullResult:
     perplexity: dict[str, Any]
     n_items: int
     wording: dict[str, Any] = field(default_factory=dict)  # the vector's content-free shift per dimension
+    shift_test: dict[str, Any] = field(default_factory=dict)  # its target pole's shift, paired over items
     seconds: float = 0.0
     matched: list[str] = field(default_factory=lambda: ["norm", "perplexity"])
 
@@ -132,8 +156,21 @@ class NullResult:
             "metrics": self.metrics,
             "perplexity": self.perplexity,
             "wording": self.wording,
+            "shift_test": self.shift_test,
             "seconds": round(self.seconds, 1),
         }
+
+
+def _shift_test(trait: str, before, after) -> dict[str, Any]:
+    """The trait's target pole's shift, paired over the eval items (none for a vector whose trait
+    names no dimension, such as an imported one)."""
+    try:
+        pole = Trait.parse(trait).target
+    except TraitlensError:
+        return {}
+    a, b = before.pole_by_item(pole), after.pole_by_item(pole)
+    ids = sorted(a.keys() & b.keys())
+    return {"pole": pole} | paired_shift([a[i] for i in ids], [b[i] for i in ids])
 
 
 def _shares(result) -> dict[str, float]:
@@ -191,10 +228,12 @@ def null_test(
         return perplexity(model, intervention=intervention, options=run) / base_ppl
 
     metrics, matched = compare(measure, ratio, steering, made)
-    wording = {}
+    wording, shift_test = {}, {}
     if QUESTIONNAIRE in suites:  # the vector's own passes are memoised: only the content-free ones run
+        before = assess(model, bank, readout=fixed, options=run, content_free=False)
         steered = assess(model, bank, readout=fixed, intervention=steering, options=run)
         wording = steered.validity.get("steered_content_free", {})
+        shift_test = _shift_test(steering.vector.trait, before, steered)
     return NullResult(
         vector=steering.describe(),
         draws=len(made),
@@ -204,5 +243,6 @@ def null_test(
         perplexity=matched,
         n_items=len(bank),
         wording=wording,
+        shift_test=shift_test,
         seconds=time.perf_counter() - start,
     )
