@@ -7,7 +7,7 @@ import torch
 from helpers import assert_clean_error, run_cli
 
 from traitlens.edit.calibrate import CurvePoint, best_within_guard, climb
-from traitlens.edit.frontier import pareto, search_frontier
+from traitlens.edit.frontier import RecipeRun, choose, pareto, search_frontier
 from traitlens.edit.pipeline import edit
 from traitlens.edit.recipe import parse_recipe, parse_recipes, recipe_layers
 from traitlens.edit.report import write_edit_outputs
@@ -93,6 +93,20 @@ def test_frontier_finds_and_prefers_a_planted_direction():
     )
 
 
+def test_the_winner_is_chosen_net_of_its_wording_shift_unless_asked_for_the_share():
+    def run(name, share, wording, guard_ok=True):
+        point = CurvePoint(2, 0.2, share, 10, 1.1 if guard_ok else 1.5, guard_ok, True, recipe=name)
+        point.wording_shift = wording
+        return RecipeRun(parse_recipe(name), [2], points=[point])
+
+    runs = [run("default", 0.70, 0.25), run("persona", 0.62, 0.02), run("band", 0.90, 0.0, guard_ok=False)]
+    assert choose(runs, "net").recipe.name == "persona"  # 0.60 net of its wording, against 0.45
+    assert choose(runs, "share").recipe.name == "default"  # the broken band never competes
+    assert choose(runs[2:], "net").recipe.name == "band"  # nothing holds the guard: the mildest break
+    with pytest.raises(TraitlensError, match="unknown selection 'best'"):
+        choose(runs, "best")
+
+
 def test_pareto_keeps_only_undominated_points():
     pts = [CurvePoint(1, 0.1, s, 10, r, True, False) for s, r in ((0.5, 1.0), (0.6, 1.1), (0.55, 1.2), (0.7, 1.3))]
     assert [(p.target_share, p.ppl_ratio) for p in pareto(pts)] == [(0.5, 1.0), (0.6, 1.1), (0.7, 1.3)]
@@ -161,6 +175,7 @@ def test_edit_vector_points_towards_the_target_pole(tiny):
         (["--trait", "JP", "--recipes", "items/meandiff/9-3/add"], "layer band 9-3 is empty"),
         (["--trait", "JP", "--model", "tiny", "--recipes", "items/meandiff/2-9/add"], "outside the model's"),
         (["--trait", "JP", "--pairs", "nowhere.jsonl"], "file not found: nowhere.jsonl"),
+        (["--trait", "JP", "--select", "best"], "unknown --select 'best'"),
     ],
 )
 def test_cli_edit_bad_input_writes_nothing(tmp_path, args, message):
@@ -182,9 +197,11 @@ def test_edit_frontier_on_tiny_ships_the_winning_recipe(tiny, tmp_path):
     assert names == ["band", "norm", "persona"] and all(run.points for run in result.frontier.runs)
     chosen = result.calibration.chosen
     assert chosen.recipe == result.frontier.chosen_recipe == result.recipe.name
-    safe = [p for p in result.calibration.points if p.guard_ok]
+    bests = [run.best for run in result.frontier.runs]  # each read for its wording, the winner net of it
+    assert result.frontier.select == "net" and all(b.wording_shift is not None for b in bests)
+    safe = [b for b in bests if b.guard_ok]
     if safe:
-        assert chosen.target_share == max(p.target_share for p in safe)
+        assert round(chosen.net_share, 6) == max(round(b.net_share, 6) for b in safe)
     band = next(run for run in result.frontier.runs if run.recipe.name == "band")
     assert len(band.layers) >= 3 and band.layers == list(range(band.layers[0], band.layers[-1] + 1))
     summary = result.summary()

@@ -49,6 +49,12 @@ def edit_command(
     null: int = typer.Option(
         0, "--null", help="Set the chosen vector beside N random directions of its size and cost (0: off)."
     ),
+    select: str = typer.Option(
+        "net",
+        "--select",
+        help="How the winning recipe is chosen on the train items: net (largest share less its wording shift) "
+        "or share (largest share).",
+    ),
     score_cache: bool = typer.Option(
         True,
         "--score-cache/--no-score-cache",
@@ -76,6 +82,10 @@ def edit_command(
         from traitlens.null import check_draws
 
         check_draws(null)
+    from traitlens.edit.frontier import SELECT
+
+    if select not in SELECT:
+        raise TraitlensError(f"unknown --select '{select}': use {' or '.join(SELECT)}")
     loaded = load_with_status(model, dtype)
     out = out or Path("runs") / f"edit-{trait}"
     export = None if no_export else (export or Path("results") / "vectors" / loaded.name / trait)
@@ -95,6 +105,7 @@ def edit_command(
             progress=factory,
             options=RunOptions.cached(ScoreStore.default() if score_cache else None, fast=fast),
             null=null,
+            select=select,
         )
     write_edit_outputs(result, out, export)
     console.print(edit_markdown(result).split("## Calibration")[0], markup=False, highlight=False)

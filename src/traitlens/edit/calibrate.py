@@ -47,6 +47,12 @@ class CurvePoint:
     goal_met: bool
     off_target_shift: float | None = None  # max |share change| of the other dimensions
     recipe: str = ""
+    wording_shift: float | None = None  # the target pole's content-free share change (measured on a recipe's best)
+
+    @property
+    def net_share(self) -> float:
+        """The target share less what the wording alone moved (the share any question would get)."""
+        return self.target_share - (self.wording_shift or 0.0)
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -128,6 +134,20 @@ class _Evaluator:
         if self.tick:
             self.tick(1)
         return CurvePoint(vector.layers[0], alpha, share, ppl, ratio, ratio <= 1 + self.guard, share > self.goal)
+
+    def wording(self, vector: SteeringVector, alpha: float) -> float:
+        """How far ``vector`` at ``alpha`` moves the target pole's content-free share on the items
+        (the wording, whatever the question); the steered item passes are the curve point's."""
+        result = assess(
+            self.model,
+            self.items.select("all", self.dimension),
+            split="all",
+            readout=self.readout,
+            intervention=Steering.of(vector, alpha),
+            options=self.options.through(self._reuse(vector)),
+        )
+        shift = result.validity["steered_content_free"][self.dimension]["wording_shift"]
+        return shift if self.trait.target == result.dimensions[self.dimension].poles[0] else -shift
 
 
 def climb(

@@ -2,9 +2,13 @@
 
 Each recipe (where the direction comes from, how it is fitted, where and how it is injected; see
 ``recipe``) gets its own alpha curve on the train items, climbed until the perplexity guard breaks.
-The Pareto front over all points shows the most trait any recipe buys at each perplexity cost;
-the winner is the point with the largest train share within the guard. Everything is measured on
-the train split: the eval split judges only the winner, afterwards.
+The Pareto front over all points shows the most trait any recipe buys at each perplexity cost.
+Each recipe's best point within the guard is then read once more for its wording shift (how far
+it moves the target pole's share when no question is asked), and the winner is chosen by
+``select``: ``net`` (default) takes the largest train share less that wording shift, since a
+vector that makes one pole's words likelier everywhere scores on any questionnaire in the bank's
+wording and on none in another; ``share`` takes the largest train share. Everything is measured
+on the train split: the eval split judges only the winner, afterwards.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from traitlens.probe.collect import collect
 from traitlens.probe.sources import ContrastSources
 from traitlens.steering.vector import SteeringVector
 
-__all__ = ["RecipeRun", "Frontier", "pareto", "search_frontier", "run_frontier", "probe_for"]
+__all__ = ["SELECT", "RecipeRun", "Frontier", "pareto", "search_frontier", "choose", "run_frontier", "probe_for"]
+
+SELECT = ("net", "share")
 
 
 @dataclass
@@ -65,6 +71,7 @@ class Frontier:
     chosen_recipe: str
     probes: dict[str, DimensionProbe] = field(default_factory=dict, repr=False)
     persona_prompt_share: float | None = None  # train share under the target pole's persona prompt
+    select: str = "share"  # how the winner was chosen (see ``choose``)
 
     def points(self) -> list[CurvePoint]:
         return [p for run in self.runs for p in run.points]
@@ -72,6 +79,7 @@ class Frontier:
     def to_dict(self) -> dict:
         return {
             "chosen_recipe": self.chosen_recipe,
+            "select": self.select,
             "persona_prompt_train_share": self.persona_prompt_share,
             "recipes": [r.to_dict() for r in self.runs],
             "pareto": [p.to_dict() for p in pareto(self.points())],
@@ -95,6 +103,20 @@ def search_frontier(
     curves = {name: climb(evaluate, vector, alphas, name, exact) for name, vector in candidates.items()}
     everything = [p for points in curves.values() for p in points]
     return curves, best_within_guard(everything).recipe
+
+
+def choose(runs: Sequence[RecipeRun], select: str = "net") -> RecipeRun:
+    """The winning recipe: its best point within the guard has the largest train share (``share``)
+    or the largest share less its wording shift (``net``); recipes with no point within the guard
+    compete only when no recipe has one."""
+    if select not in SELECT:
+        raise TraitlensError(f"unknown selection '{select}': use {' or '.join(SELECT)}")
+    ran = [r for r in runs if r.points]
+    safe = [r for r in ran if r.best.guard_ok]
+    if not safe:  # no recipe holds the guard: the one that broke it least
+        return min(ran, key=lambda r: r.best.ppl_ratio)
+    score = (lambda p: p.net_share) if select == "net" else (lambda p: p.target_share)
+    return max(safe, key=lambda r: (round(score(r.best), 6), -r.best.ppl_ratio))
 
 
 def probe_for(model, contrast, method: str, permutations: int) -> DimensionProbe:
@@ -123,9 +145,11 @@ def run_frontier(
     layer: int | None = None,
     progress: Callable[[int], None] | None = None,
     options: RunOptions | None = None,
+    select: str = "net",
 ) -> tuple[Calibration, Frontier, dict[str, SteeringVector]]:
-    """Every recipe's curve on ``train``; returns the calibration of the winner, the frontier and
-    each recipe's vector at alpha = 1. ``layer`` pins every single-layer recipe to that layer."""
+    """Every recipe's curve on ``train``; returns the calibration of the winner (chosen by
+    ``select``, see the module), the frontier and each recipe's vector at alpha = 1. ``layer`` pins
+    every single-layer recipe to that layer."""
     start = time.perf_counter()
     dimension = trait.dimension
     readouts = {d: r.readout for d, r in train_baseline.dimensions.items()}
@@ -156,15 +180,18 @@ def run_frontier(
         vectors[recipe.name] = recipe_vector(model, trait, recipe, probe.directions, run.layers)
     if not vectors:
         raise TraitlensError(f"no recipe could be built for {dimension}: {'; '.join(r.skipped for r in runs)}")
-    curves, winner = search_frontier(vectors, evaluate, alphas, exact)
+    curves, _ = search_frontier(vectors, evaluate, alphas, exact)
     for run in runs:
         run.points = curves.get(run.recipe.name, [])
+        if select == "net" and run.points:
+            run.best.wording_shift = evaluate.wording(vectors[run.recipe.name], run.best.alpha)
+    winner = choose(runs, select).recipe.name
     calibration = Calibration(trait, goal, guard, readouts[dimension], base_share, base_ppl)
     calibration.points = [p for run in runs for p in run.points]
-    chosen = best_within_guard(calibration.points)
+    chosen = next(run for run in runs if run.recipe.name == winner).best
     chosen.off_target_shift = off_target(
         model, trait, train, readouts, train_baseline, vectors[winner], chosen.alpha, options
     )
     calibration.chosen = chosen
     calibration.seconds = time.perf_counter() - start
-    return calibration, Frontier(runs, winner, probes), vectors
+    return calibration, Frontier(runs, winner, probes, select=select), vectors

@@ -14,7 +14,7 @@ from typing import Any
 from traitlens.assess import AssessmentResult, assess, work_units
 from traitlens.assess.validity import WORDING_FLAG
 from traitlens.edit.calibrate import DEFAULT_ALPHAS, Calibration
-from traitlens.edit.frontier import Frontier, run_frontier
+from traitlens.edit.frontier import SELECT, Frontier, run_frontier
 from traitlens.edit.recipe import DEFAULT_RECIPES, Recipe, parse_recipes, recipe_layers
 from traitlens.errors import TraitlensError
 from traitlens.instrument.items import DIMENSIONS, ItemBank, Trait, default_items
@@ -218,6 +218,7 @@ class _Plan:
     alphas: Sequence[float]
     run_bench: Callable | None
     null: int
+    select: str
 
 
 def edit(
@@ -238,12 +239,15 @@ def edit(
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     options: RunOptions | None = None,
     null: int = 0,
+    select: str = "net",
 ) -> EditResult:
     """Edit ``trait`` (a ``Trait``, or its letters: "JP" = from J towards P) and measure what moved.
 
     Every recipe in ``recipes`` (default: ``default_recipes``) is climbed on the train items up to
-    the perplexity guard; the point with the largest train share wins (with ``alpha`` given, only
-    the first recipe at that strength). Before, after and the persona-prompt baseline are then
+    the perplexity guard; each recipe's best point is read for its wording shift and ``select``
+    picks the winner: ``net``, the largest train share less that wording shift, or ``share``, the
+    largest train share (``traitlens.edit.frontier``; with ``alpha`` given, only the first recipe
+    at that strength). Before, after and the persona-prompt baseline are then
     read on the eval items and on every ``extra_items`` instrument, which the choice never saw.
     ``options`` says how the passes run (default: a memo over the shared score store, so passes
     asked twice are computed once and the next edit of the same model reads its unsteered passes
@@ -256,6 +260,8 @@ def edit(
     check_options(alpha, goal, guard)
     if null:
         check_draws(null)
+    if select not in SELECT:
+        raise TraitlensError(f"unknown selection '{select}': use {' or '.join(SELECT)}")
     recipes = parse_recipes(recipes) if isinstance(recipes, str) else list(recipes or default_recipes(pair_files))
     if alpha is not None:
         recipes = recipes[:1]
@@ -264,7 +270,7 @@ def edit(
     bank.select("train", trait.dimension)  # calibration needs training items: say so before any model work
     plan = _Plan(
         trait, layer, alpha, goal, guard, recipes, pair_files, bank, extra_items or {}, permutations, alphas, run_bench,
-        null,
+        null, select,
     )  # fmt: skip
     return _edit(model, plan, options or RunOptions.cached(ScoreStore.default()), progress)
 
@@ -301,6 +307,7 @@ def _edit(model, plan: _Plan, options: RunOptions, progress) -> EditResult:
         layer=plan.layer,
         progress=tick("frontier (train)", len(recipes) * (len(plan.alphas) + 2)),
         options=options,
+        select=plan.select,
     )
     pole_prompt = persona_prompt(trait.target)
     frontier.persona_prompt_share = (

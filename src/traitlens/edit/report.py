@@ -185,28 +185,32 @@ def _frontier_rows(result: EditResult) -> list[str]:
         "",
         "## Frontier (train items)",
         "",
-        "Each recipe's furthest move within the guard; the held-out probe figures are on the source's eval pairs.",
+        "Each recipe's furthest move within the guard, and how far that point moves the target pole's share with "
+        "no question asked (its wording shift); the winner is chosen by "
+        + ("the shift less its wording shift." if result.frontier.select == "net" else "the shift alone.")
+        + " The held-out probe figures are on the source's eval pairs.",
         "",
-        "| recipe | spec | layers | probe layer: held-out acc | best shift within guard | perplexity | alpha |",
-        "|---|---|---|---|---|---|---|",
+        "| recipe | spec | layers | probe layer: held-out acc | best shift within guard | wording shift | perplexity | alpha |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     base = result.calibration.baseline_share
     for run in result.frontier.runs:
         best = run.best
         if best is None:
-            rows.append(f"| {run.recipe.name} | `{run.recipe.spec}` | - | - | skipped: {run.skipped} | - | - |")
+            rows.append(f"| {run.recipe.name} | `{run.recipe.spec}` | - | - | skipped: {run.skipped} | - | - | - |")
             continue
         mark = " **chosen**" if run.recipe.name == result.frontier.chosen_recipe else ""
         span = f"{run.layers[0]}" + (f"-{run.layers[-1]}" if len(run.layers) > 1 else "")
         rows.append(
             f"| {run.recipe.name}{mark} | `{run.recipe.spec}` | {span} | L{run.probe['layer']}: "
             f"{run.probe['heldout_accuracy']:.1%} | {100 * (best.target_share - base):+.1f} pts | "
+            f"{'-' if best.wording_shift is None else f'{100 * best.wording_shift:+.1f} pts'} | "
             f"{100 * (best.ppl_ratio - 1):+.1f}%{'' if best.guard_ok else ' (guard broken)'} | {best.alpha:.3g} |"
         )
     if result.frontier.persona_prompt_share is not None:
         rows.append(
             f"| persona prompt | system prompt | - | - | {100 * (result.frontier.persona_prompt_share - base):+.1f} pts | "
-            "0% | - |"
+            "- | 0% | - |"
         )
     return rows
 
@@ -255,7 +259,7 @@ def edit_markdown(result: EditResult) -> str:
         "## Calibration",
         "",
         f"Every recipe's strength climbs until perplexity leaves +{cal.guard:.0%} of {cal.baseline_perplexity:.2f}; the "
-        f"largest train share within that guard wins. Goal (a real move): {result.trait.target} share > {cal.goal:.0%} "
+        f"largest train share within that guard is each recipe's best (the frontier above picks among them). Goal (a real move): {result.trait.target} share > {cal.goal:.0%} "
         f"({'met' if cal.goal_met else 'NOT met within the guard: the furthest safe move is reported'}); readout `{cal.readout}`.",
         "",
         "| recipe | layers | alpha | target share | perplexity | ratio | guard | goal | off-target shift |",
