@@ -20,7 +20,7 @@ from traitlens.assess.sampling import parse_answer, run_sample
 from traitlens.assess.scorer import ModelScorer
 from traitlens.assess.stats import bootstrap_ci, fleiss_kappa
 from traitlens.assess.validity import CONTENT_FREE_QUESTIONS, PRIOR_QUESTIONS, measure_validity
-from traitlens.instrument.items import DIMENSIONS, Item, Option, default_items
+from traitlens.instrument.items import DIMENSIONS, Item, ItemBank, Option, default_items
 from traitlens.steering import SteeringVector, apply_steering
 
 EVAL = list(default_items().select("eval"))
@@ -354,8 +354,10 @@ def test_cli_assess_bad_input(tmp_path):
 
 @pytest.mark.slow
 def test_default_model_assessment_reports_its_position_bias(smollm):
-    result = assess(smollm, default_items().select("eval", ["JP", "EI"]))
-    assert len(result.type) == 4
+    bank = default_items()
+    few = [i for dim in ("JP", "EI") for split in ("train", "eval") for i in bank.select(split, dim).items[:6]]
+    result = assess(smollm, ItemBank(tuple(few), bank.source))  # 6 eval items each, readouts chosen on 6 train
+    assert len(result.type) == 4 and result.validity["readouts_measured_on"] == "train"
     # Measured: SmolLM2-135M answers "1" whatever the content; the instrument must say so.
     assert all(d.reliability["position_bias"] > 0.8 for d in result.dimensions.values())
     assert all(d.readout != "label" for d in result.dimensions.values())

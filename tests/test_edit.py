@@ -228,7 +228,7 @@ def test_norm_recipe_cannot_be_exported_to_other_tools(tiny, tmp_path):
 
 def test_cli_edit_keeps_scores_only_when_asked_to(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAITLENS_CACHE", str(tmp_path / "cache"))
-    args = ["--model", "tiny", "--trait", "JP", "--recipes", "default", "--no-bench", "--no-export"]
+    args = ["--model", "tiny", "--trait", "JP", "--recipes", "default", "--alpha", "0.2", "--no-bench", "--no-export"]
     off = run_cli("edit", *args, "--no-score-cache", "--out", str(tmp_path / "off"))
     assert off.returncode == 0, off.stderr
     assert not list((tmp_path / "cache").rglob("scores/**/*.safetensors"))

@@ -90,12 +90,14 @@ def test_a_shipped_vector_moves_its_dimension_on_the_default_model(smollm):
     vector = load_vector(shipped[0])
     trait = vector.trait
     dimension = next(d for d, poles in DIMENSIONS.items() if set(poles) == set(trait))
-    # As `edit` did: readouts chosen by validity on the train items, then held fixed on eval.
-    train = assess(smollm, default_items().select("train"), split="all")
+    # As `edit` did: readouts chosen by validity on the train items, then held fixed on eval. A
+    # dimension's readout is chosen on its own items only, so its train items alone choose it.
+    train = assess(smollm, default_items().select("train", dimension), split="all")
     readouts = {d: r.readout for d, r in train.dimensions.items()}
     items = default_items().select("eval", dimension)
     before = assess(smollm, items, readout=readouts).dimensions[dimension].share(trait[1])
-    after = assess(smollm, items, readout=readouts, intervention=Steering(vector, vector.recommended_alpha))
+    steering = Steering(vector, vector.recommended_alpha)
+    after = assess(smollm, items, readout=readouts, intervention=steering, content_free=False)  # the share only
     recorded = vector.extra["edit_summary"]
     assert before == pytest.approx(recorded["before_share"], abs=1e-3)
     assert after.dimensions[dimension].share(trait[1]) > before + 0.005
