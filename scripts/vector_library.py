@@ -15,7 +15,7 @@ from pathlib import Path
 from traitlens._io import write_text
 from traitlens.instrument.items import DIMENSIONS, Trait
 from traitlens.paired import verdict
-from traitlens.steering.artifact import FILES, load_vector
+from traitlens.steering.artifact import FILES, load_vector, withdrawn
 
 __all__ = ["library_table", "null_evidence", "write_library_readme"]
 
@@ -81,19 +81,22 @@ def library_table(root: Path, nulls: Path | None = None) -> str:
         rows.append(
             f"| [{trait.arrow}]({root.name}/{trait}/report.md) | {recipe} | {span} | {s.get('alpha', 0):.3g} | "
             f"{trait.target} {s.get('before_share', 0):.1%} -> {s.get('after_share', 0):.1%} | {100 * shift:+.1f} pts | "
-            f"{_evidence(s)} | {'-' if prompt is None else f'{100 * prompt:+.1f} pts'} | {words_text} | {_train(s, trait)} | {letter} | "
+            f"{_evidence(s, withdrawn(vector))} | {'-' if prompt is None else f'{100 * prompt:+.1f} pts'} | {words_text} | {_train(s, trait)} | {letter} | "
             f"{100 * s.get('perplexity_change', 0):+.1f}% |"
         )
     return "\n".join(rows)
 
 
-def _evidence(summary: dict) -> str:
-    """The shift's paired test, its wording shift, its place in the null and any flag."""
-    parts = []
+def _evidence(summary: dict, withdrawn_for: str | None = None) -> str:
+    """The shift's paired test, its wording shift, its place in the null and any flag; a
+    withdrawn vector says so first."""
+    parts = [f"**WITHDRAWN**: {withdrawn_for}"] if withdrawn_for else []
     if summary.get("shift_test"):
         parts.append(verdict(summary["shift_test"]))
     if summary.get("wording_shift") is not None:
-        parts.append(f"wording {100 * summary['wording_shift']:+.1f} pts")
+        shift = summary.get("after_share", 0) - summary.get("before_share", 0)
+        net = shift - summary["wording_shift"]  # what is left once the wording's part is taken out
+        parts.append(f"wording {100 * summary['wording_shift']:+.1f} pts (net {100 * net:+.1f})")
     if summary.get("null"):
         parts.append(f"null p {summary['null']['p']:.3f} ({summary['null']['draws']} draws)")
     if summary.get("flags"):
@@ -120,8 +123,8 @@ in Python `traitlens.steering.artifact.load_vector(path)`.
 
 Each edit compared several recipes (direction source, method, layer placement, injection mode) on
 the train questionnaire items, each climbed to the +25% perplexity guard, and ships the one that
-moved the target pole furthest within it (its `frontier.png` shows every recipe and the Pareto
-front). Every share in the table is on items that played no part in that choice: the bank's eval
+moved the target pole furthest within it, net of its wording shift for edits run with `--select net`
+(its `frontier.png` shows every recipe and the Pareto front). Every share in the table is on items that played no part in that choice: the bank's eval
 split (16 items per dimension) and `instruments/words32.jsonl` (8 per dimension), read with the
 readouts chosen on the train items. "Persona prompt" is the free baseline: the same items under a
 one-sentence system prompt asking for the target pole. Perplexity is on the shipped neutral

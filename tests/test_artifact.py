@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from traitlens import TraitlensError
 from traitlens.steering import SteeringVector
-from traitlens.steering.artifact import FILES, load_vector, save_vector, tensor_name
+from traitlens.steering.artifact import FILES, load_vector, save_vector, tensor_name, withdraw, withdrawn
 from traitlens.steering.inject import load_intervention
 
 
@@ -130,12 +130,18 @@ def test_vector_for_another_model_is_refused(tiny, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_assess_with_a_vector_runs(tiny, tmp_path):
+def test_cli_assess_with_a_vector_runs_and_warns_when_it_is_withdrawn(tiny, tmp_path):
     save_vector(_vector(tiny), tmp_path / "v")
+    withdraw(tmp_path / "v", "moves the\nwording")  # one line, whatever was passed
+    with pytest.raises(TraitlensError, match="needs a reason"):
+        withdraw(tmp_path / "v", "  ")
+    assert withdrawn(load_vector(tmp_path / "v")) == "moves the wording"
+    assert withdrawn(_vector(tiny)) is None
     result = run_cli(
         "assess", "--model", "tiny", "--vector", str(tmp_path / "v"), "--alpha", "0.5", "--out", str(tmp_path / "o")
     )
     assert result.returncode == 0, result.stderr
+    assert "is withdrawn: moves the wording" in " ".join(result.stderr.split())
     data = json.loads((tmp_path / "o" / "assessment.json").read_text())
     assert data["settings"]["intervention"]["alpha"] == 0.5
 
@@ -167,7 +173,7 @@ def test_library_readme_lists_each_edit_and_keeps_the_notes(tiny, tmp_path):
     text = write_library_readme(root).read_text()
     row = text.split("[P -> J]")[1].splitlines()[0]
     assert (
-        "| +15.0 pts | moved +15.0 pts (p = 0.004); wording +8.0 pts; null p 0.030 (32 draws); **FLAG** wording |"
+        "| +15.0 pts | moved +15.0 pts (p = 0.004); wording +8.0 pts (net +7.0); null p 0.030 (32 draws); **FLAG** wording |"
         in row
     )
     assert "| +5.0 pts | +12.0 / +5.0 |" in row
@@ -193,10 +199,13 @@ def test_library_takes_a_separate_null_runs_evidence_only_for_the_vector_it_ran_
     (nulls / "JP").mkdir(parents=True)
     (nulls / "JP" / "null.json").write_text(json.dumps(run))
     row = library_table(root, nulls).split("[J -> P]")[1].splitlines()[0]
-    assert "moved +15.0 pts (p = 0.004); wording +8.0 pts; null p 0.030 (32 draws) |" in row
+    assert "moved +15.0 pts (p = 0.004); wording +8.0 pts (net +7.0); null p 0.030 (32 draws) |" in row
+    withdraw(root / "JP", "moves wording")
+    assert "| **WITHDRAWN**: moves wording; moved +15.0 pts" in library_table(root, nulls)
     run["vector"]["alpha"] = 0.3  # a run on another alpha says nothing of the shipped vector
     (nulls / "JP" / "null.json").write_text(json.dumps(run))
-    assert "not measured (an earlier run)" in library_table(root, nulls).split("[J -> P]")[1].splitlines()[0]
+    row = library_table(root, nulls).split("[J -> P]")[1].splitlines()[0]
+    assert "| **WITHDRAWN**: moves wording |" in row and "null p" not in row
 
 
 def test_artifact_docstring_states_the_llama_cpp_layer_convention_the_code_uses():

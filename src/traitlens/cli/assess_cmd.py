@@ -94,6 +94,11 @@ def _intervention(vector: Path | None, alpha: float | None, loaded):
 
             raise TraitlensError("--alpha needs --vector")
         return None
+    from traitlens.steering.artifact import withdrawn
     from traitlens.steering.inject import load_intervention
 
-    return load_intervention(vector, loaded, alpha)
+    steering = load_intervention(vector, loaded, alpha)
+    reason = withdrawn(steering.vector)
+    if reason:
+        err_console.print(f"[yellow]warning:[/] {vector} is withdrawn: {reason}")
+    return steering

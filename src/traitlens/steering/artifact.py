@@ -5,6 +5,10 @@
                                    convention, trait, method, scales, statistics, alpha curve
     <dir>/report.md                (optional) the edit report that produced it
 
+A vector whose evidence failed it stays loadable (studies that used it can be re-run) but carries
+``"withdrawn": {"reason": ..., "date": ...}`` in its meta (``withdraw``): the CLI warns whenever it
+is applied and the vector library marks it.
+
 Layer numbering: ``L`` is the TransformerLens block index (0-based); ``resid_post`` of block L
 is the output of decoder layer L, which llama.cpp also calls layer L (its ``direction.L``; see
 ``interop``).
@@ -26,7 +30,7 @@ from traitlens._io import atomic_write, read_text, write_json
 from traitlens.errors import TraitlensError
 from traitlens.steering.vector import SteeringVector
 
-__all__ = ["FILES", "FORMAT_VERSION", "save_vector", "load_vector", "tensor_name"]
+__all__ = ["FILES", "FORMAT_VERSION", "save_vector", "load_vector", "tensor_name", "withdraw", "withdrawn"]
 
 FILES = {"directions": "directions.safetensors", "meta": "meta.json", "report": "report.md"}
 FORMAT_VERSION = 1
@@ -68,6 +72,25 @@ def save_vector(vector: SteeringVector, directory: str | Path, extra_meta: dict[
     atomic_write(directory / FILES["directions"], lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     write_json(directory / FILES["meta"], meta)
     return directory
+
+
+def withdraw(directory: str | Path, reason: str) -> Path:
+    """Mark the vector in ``directory`` withdrawn for ``reason`` (one line; its meta is rewritten
+    atomically, its directions untouched)."""
+    reason = " ".join(str(reason).split())
+    if not reason:
+        raise TraitlensError("a withdrawal needs a reason")
+    path = Path(directory) / FILES["meta"]
+    meta = _read_meta(path)
+    meta["withdrawn"] = {"reason": reason, "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    write_json(path, meta)
+    return path
+
+
+def withdrawn(vector: SteeringVector) -> str | None:
+    """Why ``vector`` was withdrawn, or ``None``."""
+    entry = vector.extra.get("withdrawn")
+    return entry.get("reason", "withdrawn") if isinstance(entry, dict) else None
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
