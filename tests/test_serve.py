@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from traitlens.serve import Playground, create_app  # noqa: E402
 from traitlens.serve.session import load_library  # noqa: E402
 from traitlens.steering import SteeringVector  # noqa: E402
-from traitlens.steering.artifact import save_vector  # noqa: E402
+from traitlens.steering.artifact import save_vector, withdraw  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def library(tiny, tmp_path_factory):
         )
         probe = {"per_layer_heldout_accuracy": {str(i): 0.5 + 0.1 * i for i in range(tiny.n_layers)}}
         save_vector(vector, root / name, {"probe": probe})
+    withdraw(root / "JP", "moves wording")  # still served, but marked
     return root
 
 
@@ -47,6 +48,7 @@ def test_health_config_and_page(client):
     assert api.get("/api/health").json() == {"model": "tiny", "vectors": ["EI", "JP"]}
     config = api.get("/api/config").json()
     assert [s["vector"] for s in config["sliders"]] == ["EI", "JP"] and config["sliders"][0]["left"] == "E"
+    assert [s["withdrawn"] for s in config["sliders"]] == [None, "moves wording"]
     assert len(config["probe"]["JP"]) == 4
     page = api.get("/")
     assert page.status_code == 200 and "traitlens playground" in page.text
@@ -246,6 +248,8 @@ def _drive_the_page(chromium: str, driver: str, port: int, tmp_path) -> None:
     try:
         browser.get(f"http://127.0.0.1:{port}/")
         WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.body.dataset.ready") == "yes")
+        marked = browser.execute_script("return document.getElementById('slider-JP').parentElement.title")
+        assert marked == "withdrawn: moves wording"  # the withdrawn vector is marked where it is used
         browser.execute_script(
             "const s = document.getElementById('slider-JP'); s.value = 2; s.dispatchEvent(new Event('input'));"
         )

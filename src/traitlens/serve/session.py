@@ -22,7 +22,7 @@ from traitlens.errors import TraitlensError
 from traitlens.instrument.items import DIMENSIONS
 from traitlens.options import RunOptions
 from traitlens.serve.mix import check_mix, check_name, mix_steering, mix_vector
-from traitlens.steering.artifact import FILES, save_vector
+from traitlens.steering.artifact import FILES, save_vector, withdrawn
 from traitlens.steering.vector import SteeringVector
 
 __all__ = ["Playground", "Busy", "MAX_PROMPT_CHARS", "MAX_NEW_TOKENS", "MAX_QUEUE"]
@@ -93,11 +93,13 @@ class Playground:
         return {"model": self.model.name, "vectors": sorted(self.vectors)}
 
     def sliders(self) -> list[dict[str, Any]]:
-        """One slider per dimension: its first-pole -> second-pole vector (EI, SN, TF, JP)."""
+        """One slider per dimension: its first-pole -> second-pole vector (EI, SN, TF, JP), with
+        the reason a withdrawn one was withdrawn (the page marks it)."""
         out = []
         for dim, (first, second) in DIMENSIONS.items():
             if dim in self.vectors:
-                out.append({"vector": dim, "left": first, "right": second, "min": -2, "max": 2})
+                reason = withdrawn(self.vectors[dim])
+                out.append({"vector": dim, "left": first, "right": second, "min": -2, "max": 2, "withdrawn": reason})
         return out
 
     def probe_curves(self) -> dict[str, list[float | None]]:
