@@ -123,8 +123,8 @@ in Python `traitlens.steering.artifact.load_vector(path)`.
 
 Each edit compared several recipes (direction source, method, layer placement, injection mode) on
 the train questionnaire items, each climbed to the +25% perplexity guard, and ships the one that
-moved the target pole furthest within it, net of its wording shift for edits run with `--select net`
-(its `frontier.png` shows every recipe and the Pareto front). Every share in the table is on items that played no part in that choice: the bank's eval
+moved the target pole furthest within it, or furthest net of its wording shift where the edit
+ran with `--select net` (its `frontier.png` shows every recipe and the Pareto front). Every share in the table is on items that played no part in that choice: the bank's eval
 split (16 items per dimension) and `instruments/words32.jsonl` (8 per dimension), read with the
 readouts chosen on the train items. "Persona prompt" is the free baseline: the same items under a
 one-sentence system prompt asking for the target pole. Perplexity is on the shipped neutral

@@ -93,7 +93,7 @@ def test_frontier_finds_and_prefers_a_planted_direction():
     )
 
 
-def test_the_winner_is_chosen_net_of_its_wording_shift_unless_asked_for_the_share():
+def test_the_winner_has_the_largest_share_or_when_asked_the_largest_share_net_of_its_wording():
     def run(name, share, wording, guard_ok=True):
         point = CurvePoint(2, 0.2, share, 10, 1.1 if guard_ok else 1.5, guard_ok, True, recipe=name)
         point.wording_shift = wording
@@ -197,11 +197,11 @@ def test_edit_frontier_on_tiny_ships_the_winning_recipe(tiny, tmp_path):
     assert names == ["band", "norm", "persona"] and all(run.points for run in result.frontier.runs)
     chosen = result.calibration.chosen
     assert chosen.recipe == result.frontier.chosen_recipe == result.recipe.name
-    bests = [run.best for run in result.frontier.runs]  # each read for its wording, the winner net of it
-    assert result.frontier.select == "net" and all(b.wording_shift is not None for b in bests)
+    bests = [run.best for run in result.frontier.runs]  # each read for its wording; the default picks the share
+    assert result.frontier.select == "share" and all(b.wording_shift is not None for b in bests)
     safe = [b for b in bests if b.guard_ok]
     if safe:
-        assert round(chosen.net_share, 6) == max(round(b.net_share, 6) for b in safe)
+        assert chosen.target_share == max(b.target_share for b in safe)
     band = next(run for run in result.frontier.runs if run.recipe.name == "band")
     assert len(band.layers) >= 3 and band.layers == list(range(band.layers[0], band.layers[-1] + 1))
     summary = result.summary()

@@ -50,10 +50,10 @@ def edit_command(
         0, "--null", help="Set the chosen vector beside N random directions of its size and cost (0: off)."
     ),
     select: str = typer.Option(
-        "net",
+        "share",
         "--select",
-        help="How the winning recipe is chosen on the train items: net (largest share less its wording shift) "
-        "or share (largest share).",
+        help="How the winning recipe is chosen on the train items: share (largest share) or net (largest share "
+        "less its wording shift).",
     ),
     score_cache: bool = typer.Option(
         True,

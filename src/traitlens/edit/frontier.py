@@ -5,10 +5,11 @@ Each recipe (where the direction comes from, how it is fitted, where and how it 
 The Pareto front over all points shows the most trait any recipe buys at each perplexity cost.
 Each recipe's best point within the guard is then read once more for its wording shift (how far
 it moves the target pole's share when no question is asked), and the winner is chosen by
-``select``: ``net`` (default) takes the largest train share less that wording shift, since a
-vector that makes one pole's words likelier everywhere scores on any questionnaire in the bank's
-wording and on none in another; ``share`` takes the largest train share. Everything is measured
-on the train split: the eval split judges only the winner, afterwards.
+``select``: ``share`` (default) takes the largest train share; ``net`` takes the largest train
+share less that wording shift. ``net`` is not the default because the wording shift is not only
+wording: E->I moves its content-free share as far as its answers, yet an independent
+questionnaire sees it transfer (``results/vectors/NOTES.md``). Everything is measured on the
+train split: the eval split judges only the winner, afterwards.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def search_frontier(
     return curves, best_within_guard(everything).recipe
 
 
-def choose(runs: Sequence[RecipeRun], select: str = "net") -> RecipeRun:
+def choose(runs: Sequence[RecipeRun], select: str = "share") -> RecipeRun:
     """The winning recipe: its best point within the guard has the largest train share (``share``)
     or the largest share less its wording shift (``net``); recipes with no point within the guard
     compete only when no recipe has one."""
@@ -145,7 +146,7 @@ def run_frontier(
     layer: int | None = None,
     progress: Callable[[int], None] | None = None,
     options: RunOptions | None = None,
-    select: str = "net",
+    select: str = "share",
 ) -> tuple[Calibration, Frontier, dict[str, SteeringVector]]:
     """Every recipe's curve on ``train``; returns the calibration of the winner (chosen by
     ``select``, see the module), the frontier and each recipe's vector at alpha = 1. ``layer`` pins
@@ -183,7 +184,7 @@ def run_frontier(
     curves, _ = search_frontier(vectors, evaluate, alphas, exact)
     for run in runs:
         run.points = curves.get(run.recipe.name, [])
-        if select == "net" and run.points:
+        if run.points:  # the report shows every recipe's wording shift, whichever rule chooses
             run.best.wording_shift = evaluate.wording(vectors[run.recipe.name], run.best.alpha)
     winner = choose(runs, select).recipe.name
     calibration = Calibration(trait, goal, guard, readouts[dimension], base_share, base_ppl)

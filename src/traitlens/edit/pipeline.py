@@ -239,14 +239,14 @@ def edit(
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     options: RunOptions | None = None,
     null: int = 0,
-    select: str = "net",
+    select: str = "share",
 ) -> EditResult:
     """Edit ``trait`` (a ``Trait``, or its letters: "JP" = from J towards P) and measure what moved.
 
     Every recipe in ``recipes`` (default: ``default_recipes``) is climbed on the train items up to
     the perplexity guard; each recipe's best point is read for its wording shift and ``select``
-    picks the winner: ``net``, the largest train share less that wording shift, or ``share``, the
-    largest train share (``traitlens.edit.frontier``; with ``alpha`` given, only the first recipe
+    picks the winner: ``share``, the largest train share, or ``net``, the largest train share less
+    that wording shift (``traitlens.edit.frontier``; with ``alpha`` given, only the first recipe
     at that strength). Before, after and the persona-prompt baseline are then
     read on the eval items and on every ``extra_items`` instrument, which the choice never saw.
     ``options`` says how the passes run (default: a memo over the shared score store, so passes
