@@ -82,10 +82,9 @@ def edit_command(
         from traitlens.null import check_draws
 
         check_draws(null)
-    from traitlens.edit.frontier import SELECT
+    from traitlens.edit.frontier import check_select
 
-    if select not in SELECT:
-        raise TraitlensError(f"unknown --select '{select}': use {' or '.join(SELECT)}")
+    check_select(select, "--select")
     loaded = load_with_status(model, dtype)
     out = out or Path("runs") / f"edit-{trait}"
     export = None if no_export else (export or Path("results") / "vectors" / loaded.name / trait)

@@ -37,9 +37,26 @@ from traitlens.probe.collect import collect
 from traitlens.probe.sources import ContrastSources
 from traitlens.steering.vector import SteeringVector
 
-__all__ = ["SELECT", "RecipeRun", "Frontier", "pareto", "search_frontier", "choose", "run_frontier", "probe_for"]
+__all__ = [
+    "SELECT",
+    "check_select",
+    "RecipeRun",
+    "Frontier",
+    "pareto",
+    "search_frontier",
+    "choose",
+    "run_frontier",
+    "probe_for",
+]
 
 SELECT = ("net", "share")
+
+
+def check_select(select: str, what: str = "selection") -> str:
+    """``select`` if it names a selection rule, else one clear error naming ``what`` was given."""
+    if select not in SELECT:
+        raise TraitlensError(f"unknown {what} '{select}': use {' or '.join(SELECT)}")
+    return select
 
 
 @dataclass
@@ -110,8 +127,7 @@ def choose(runs: Sequence[RecipeRun], select: str = "share") -> RecipeRun:
     """The winning recipe: its best point within the guard has the largest train share (``share``)
     or the largest share less its wording shift (``net``); recipes with no point within the guard
     compete only when no recipe has one."""
-    if select not in SELECT:
-        raise TraitlensError(f"unknown selection '{select}': use {' or '.join(SELECT)}")
+    check_select(select)
     ran = [r for r in runs if r.points]
     safe = [r for r in ran if r.best.guard_ok]
     if not safe:  # no recipe holds the guard: the one that broke it least

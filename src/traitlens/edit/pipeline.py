@@ -14,7 +14,7 @@ from typing import Any
 from traitlens.assess import AssessmentResult, assess, work_units
 from traitlens.assess.validity import WORDING_FLAG
 from traitlens.edit.calibrate import DEFAULT_ALPHAS, Calibration
-from traitlens.edit.frontier import SELECT, Frontier, run_frontier
+from traitlens.edit.frontier import Frontier, check_select, run_frontier
 from traitlens.edit.recipe import DEFAULT_RECIPES, Recipe, parse_recipes, recipe_layers
 from traitlens.errors import TraitlensError
 from traitlens.instrument.items import DIMENSIONS, ItemBank, Trait, default_items
@@ -260,8 +260,7 @@ def edit(
     check_options(alpha, goal, guard)
     if null:
         check_draws(null)
-    if select not in SELECT:
-        raise TraitlensError(f"unknown selection '{select}': use {' or '.join(SELECT)}")
+    check_select(select)
     recipes = parse_recipes(recipes) if isinstance(recipes, str) else list(recipes or default_recipes(pair_files))
     if alpha is not None:
         recipes = recipes[:1]
