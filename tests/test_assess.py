@@ -13,13 +13,14 @@ from helpers import assert_clean_error, plain_loglik, run_cli
 
 from traitlens import TraitlensError
 from traitlens.assess import agreement, assess
+from traitlens.assess.contexts import FOUR, ContextSet
 from traitlens.assess.logprob import label_gate, run_logprob
 from traitlens.assess.readouts import SCORED_READOUTS, option_prior, option_readout
 from traitlens.assess.requests import LabelRequest
 from traitlens.assess.sampling import parse_answer, run_sample
 from traitlens.assess.scorer import ModelScorer
 from traitlens.assess.stats import bootstrap_ci, fleiss_kappa
-from traitlens.assess.validity import CONTENT_FREE_QUESTIONS, PRIOR_QUESTIONS, measure_validity
+from traitlens.assess.validity import measure_validity
 from traitlens.instrument.items import DIMENSIONS, Item, ItemBank, Option, default_items
 from traitlens.steering import SteeringVector, apply_steering
 
@@ -29,7 +30,7 @@ FIRST_POLES = {"E", "S", "T", "J"}
 
 
 def _score(scorer, readout, items=EVAL, system=None):
-    prior = option_prior(scorer, items, PRIOR_QUESTIONS)
+    prior = option_prior(scorer, items, FOUR.prior)
     checks = (
         measure_validity(scorer, items, SCORED_READOUTS, prior, label_gate=label_gate) if readout == "auto" else None
     )
@@ -110,16 +111,17 @@ def test_the_content_free_check_is_not_half_by_construction(tiny):
     """A corrected readout is exactly 0.5 on the very question its prior was built from, so a
     check that reused the prior's questions could never fail. The shipped check asks other
     questions: on the tiny model its corrected shares are off 0.5, so it measures something."""
-    assert not set(PRIOR_QUESTIONS) & set(CONTENT_FREE_QUESTIONS)
+    assert not set(FOUR.prior) & set(FOUR.check)
     scorer = ModelScorer(tiny)
     items = EVAL[:8]
-    prior = option_prior(scorer, items, PRIOR_QUESTIONS)
+    prior = option_prior(scorer, items, FOUR.prior)
     checks = measure_validity(scorer, items, ["pmi", "pmi_mean"], prior)
     shares = [checks.content_free[d][r] for d in checks.content_free for r in ("pmi", "pmi_mean")]
     assert len(shares) == 2 * len(checks.content_free) > 0
     assert all(abs(share - 0.5) > 1e-4 for share in shares)
-    question = CONTENT_FREE_QUESTIONS[:1]
-    reused = measure_validity(scorer, items, ["pmi"], option_prior(scorer, items, question), questions=question)
+    question = FOUR.check[:1]
+    same = ContextSet("same", question, question, 0.05, None)
+    reused = measure_validity(scorer, items, ["pmi"], option_prior(scorer, items, question), contexts=same)
     assert all(reused.content_free[d]["pmi"] == pytest.approx(0.5, abs=1e-9) for d in reused.content_free)
 
 
@@ -401,8 +403,13 @@ def test_a_length_unbalanced_instrument_is_assessed_with_a_warning(tiny):
     from traitlens.instrument.items import ItemBank
 
     result = assess(tiny, ItemBank(tuple(lopsided), "lopsided"), readout="pmi")
-    assert any("length-unbalanced" in w and w.startswith("options") for w in result.warnings)
+    assert "lopsided: eval options are length-unbalanced: JP: first pole's text longer in 0 of 4" in " ".join(
+        result.warnings
+    )
+    assert "lopsided: JP eval: the first pole's option is listed first in 4 of 4 items" in result.warnings
     assert result.validity["length_balance"]["JP"]["balanced"] is False
+    with pytest.raises(TraitlensError, match="lopsided: JP: no train items .and 2 more.; without --strict"):
+        assess(tiny, ItemBank(tuple(lopsided), "lopsided"), readout="pmi", strict=True)
 
 
 def test_a_shift_that_only_moves_wording_is_seen_in_the_content_free_share():

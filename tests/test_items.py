@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from traitlens import TraitlensError
-from traitlens.instrument.items import DIMENSIONS, Trait, default_items, load_items
+from traitlens.instrument.items import DIMENSIONS, Trait, default_items, load_items, short_items
 
 
 def test_shipped_bank_is_balanced_and_split():
@@ -191,3 +191,68 @@ def test_binary_garbage_item_file_is_a_clear_error(tmp_path, suffix):
     path.write_bytes(np.random.default_rng(0).integers(128, 256, size=400, dtype=np.uint8).tobytes())
     with pytest.raises(TraitlensError, match=f"garbage{suffix}: not UTF-8 text"):
         load_items(path)
+
+
+def test_short_bank_has_three_splits_balanced_positions_and_paraphrases():
+    bank = short_items()
+    for dim in DIMENSIONS:
+        items = bank.by_dimension(dim)
+        assert Counter(i.split for i in items) == {"train": 24, "eval": 16, "confirm": 32}, dim
+        for split in ("train", "eval", "confirm"):
+            firsts = Counter(i.options[0].pole for i in items if i.split == split)
+            assert len(set(firsts.values())) == 1 and len(firsts) == 2, (dim, split, firsts)
+        confirm = [i for i in items if i.split == "confirm"]
+        assert all(i.paraphrase is not None for i in confirm)
+        assert all(i.paraphrase[0] != i.stem for i in confirm)
+        assert len({i.style for i in items}) == 4
+        assert max(len(o.text.split()) for i in items for o in i.options) <= 7  # a word or a short phrase
+
+
+def test_short_bank_option_lengths_are_balanced_per_pole_and_split():
+    from traitlens.instrument.balance import length_balance
+
+    count, bank = _token_counter(), short_items()
+    for split in ("train", "eval", "confirm"):
+        chosen = bank.select(split)
+        for label, items in (("items", list(chosen)), ("paraphrases", list(chosen.reworded()))):
+            pairs = [
+                (
+                    i.dimension,
+                    i.option_for(DIMENSIONS[i.dimension][0]).text,
+                    i.option_for(DIMENSIONS[i.dimension][1]).text,
+                )
+                for i in items
+            ]
+            for balance in length_balance(pairs, count).values():
+                assert balance.balanced, f"{split} {label} {balance.describe()}"
+
+
+def test_confirm_is_sealed_from_all():
+    bank = short_items()
+    assert {i.split for i in bank.select("all")} == {"train", "eval"}
+    assert {i.split for i in bank.select("confirm")} == {"confirm"}
+    reworded = bank.select("confirm").reworded()
+    assert len(reworded) == 128 and all(i.id.endswith("~p") for i in reworded)
+
+
+def test_near_duplicates_across_splits_are_refused_naming_both(tmp_path):
+    a = _row(id="A", stem="Do you plan your week ahead?") | {"split": "train"}
+    b = _row(id="B", stem="Do you plan your week ahead?!") | {"split": "eval"}
+    with pytest.raises(TraitlensError, match="items 'A' \\(train\\) and 'B' \\(eval\\) are near-duplicates"):
+        load_items(_jsonl(tmp_path, [a, b]))
+    b["split"] = "train"  # the same split: a repeated question is no leak
+    assert len(load_items(_jsonl(tmp_path, [a, b]))) == 2
+    b |= {"split": "confirm", "stem": "Other?"}
+    b["paraphrase"] = {"stem": "Do you plan your week ahead?", "options": a["options"]}
+    with pytest.raises(TraitlensError, match="near-duplicates"):  # a paraphrase counts as the item's words
+        load_items(_jsonl(tmp_path, [a, b]))
+
+
+def test_paraphrase_must_keep_the_pole_order(tmp_path):
+    row = _row() | {"split": "confirm"}
+    row["paraphrase"] = {"stem": "Ahead?", "options": list(reversed(row["options"]))}
+    with pytest.raises(TraitlensError, match="line 1 \\(item X-1\\): the paraphrase's options must keep"):
+        load_items(_jsonl(tmp_path, [row]))
+    row["paraphrase"] = {"stem": " "}
+    with pytest.raises(TraitlensError, match="paraphrase must be"):
+        load_items(_jsonl(tmp_path, [row]))

@@ -7,20 +7,19 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from traitlens.assess.contexts import FOUR, ContextSet, context_set
 from traitlens.assess.logprob import READOUTS, label_gate, run_logprob
 from traitlens.assess.readouts import CORRECTED_READOUTS, SCORED_READOUTS, option_prior
 from traitlens.assess.result import AssessmentResult
 from traitlens.assess.sampling import model_sampler, run_sample
 from traitlens.assess.scorer import ModelScorer
 from traitlens.assess.validity import (
-    CONTENT_FREE_QUESTIONS,
-    PRIOR_QUESTIONS,
     WORDING_FLAG,
     content_free_shares,
     measure_validity,
 )
 from traitlens.errors import TraitlensError
-from traitlens.instrument.balance import length_balance
+from traitlens.instrument.balance import bank_problems, length_balance
 from traitlens.instrument.items import DIMENSIONS, ItemBank, default_items
 from traitlens.options import RunOptions
 
@@ -66,17 +65,26 @@ def check_system(system: str | None) -> None:
         raise TraitlensError(f"--system is {len(system)} characters long; the limit is {MAX_SYSTEM_CHARS}")
 
 
-def _balance(model, bank: ItemBank) -> tuple[dict, list[str]]:
+def _balance(model, bank: ItemBank, bank_all: ItemBank, strict: bool) -> tuple[dict, list[str]]:
+    """The reported items' length balance, and every problem of the whole bank (missing splits,
+    option positions, lengths per split): warnings, or with ``strict`` one error."""
+
     def count(text: str) -> int:
         return len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # Without --strict a bank without train items is read as before (its warning is the auto
+    # readouts'); a bank that only some dimensions' splits are missing from still says so.
+    problems = bank_problems(bank_all.items, count, required=("train", "eval") if strict else ())
+    if strict and problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise TraitlensError(f"{bank_all.source}: {problems[0]}{more}; without --strict it is assessed with a warning")
 
     pairs = [
         (i.dimension, i.option_for(DIMENSIONS[i.dimension][0]).text, i.option_for(DIMENSIONS[i.dimension][1]).text)
         for i in bank
     ]
     balance = length_balance(pairs, count)
-    warnings = [f"options are length-unbalanced: {b.describe()}" for b in balance.values() if not b.balanced]
-    return {d: b.to_dict() for d, b in balance.items()}, warnings
+    return {d: b.to_dict() for d, b in balance.items()}, [f"{bank_all.source}: {p}" for p in problems]
 
 
 def readout_items(bank: ItemBank, reported: ItemBank, dimensions: list[str]) -> tuple[ItemBank, str]:
@@ -106,6 +114,8 @@ def assess(
     progress: Callable[[int], None] | None = None,
     options: RunOptions | None = None,
     content_free: bool = True,
+    contexts: str | ContextSet = "four",
+    strict: bool = False,
 ) -> AssessmentResult:
     """Assess ``model`` (a ``LoadedModel``) on ``items`` (default: the shipped bank).
 
@@ -119,7 +129,12 @@ def assess(
     without it, on the reported items (``validity.steered_content_free``): how far the
     intervention moved the wording rather than the answer. ``options`` says how the passes run
     (``RunOptions``: a memo that a series of calls shares, the opt-in fast path); the result
-    does not depend on them unless ``options.fast``."""
+    does not depend on them unless ``options.fast``. ``contexts`` names the neutral contexts of
+    the prior and of the content-free check (``traitlens.assess.contexts``): ``four`` (four
+    questions each, gated on the mean) or ``wide`` (33 and 16 of four kinds, gated on every
+    context); the check's spread over its contexts is in ``validity.content_free_spread``. A bank with a
+    missing split or unbalanced option positions or lengths is assessed with a warning, or with
+    ``strict`` refused before any pass."""
     if protocol not in PROTOCOLS:
         raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")
     named = set(readout.values()) if isinstance(readout, dict) else {readout}
@@ -129,12 +144,13 @@ def assess(
     if not 1 <= runs <= MAX_RUNS:
         raise TraitlensError(f"--runs must be between 1 and {MAX_RUNS}, not {runs}")
     check_system(system)
+    contexts = context_set(contexts)
     bank_all = items or default_items()
     bank = bank_all.select(split)
     dimensions = bank.dimensions()
     start = time.perf_counter()
     extra: dict[str, Any] = {}
-    balance, warnings_before = _balance(model, bank)
+    balance, warnings_before = _balance(model, bank, bank_all, strict)
     extra["length_balance"] = balance
     # Something attached behind assess' back (a hook, a fold) is not in any key: nothing computed
     # on such a model is memoised or stored, so it can never be read back as the plain model's.
@@ -146,15 +162,21 @@ def assess(
         chooser, chosen_on = readout_items(bank_all, bank, auto) if auto else (bank, "reported")
 
         def prior_of(items: ItemBank) -> dict:
-            return option_prior(scorer, list(items), PRIOR_QUESTIONS)
+            return option_prior(scorer, list(items), contexts.prior)
 
         prior, checks = None, None
         if auto or named & set(CORRECTED_READOUTS) or validity:
             prior = prior_of(bank)
         if auto or validity:
             chooser_prior = prior if chooser is bank else prior_of(chooser)
-            checks = measure_validity(scorer, list(chooser), SCORED_READOUTS, chooser_prior, label_gate=label_gate)
+            checks = measure_validity(
+                scorer, list(chooser), SCORED_READOUTS, chooser_prior, contexts=contexts, label_gate=label_gate
+            )
             extra["readouts"] = checks.to_dict()
+            extra["contexts"] = contexts.name
+            extra["content_free_spread"] = {
+                d: {r: s.to_dict() for r, s in by.items()} for d, by in checks.spread.items()
+            }
             extra["readouts_measured_on"] = chosen_on
             if auto and chosen_on == "reported":
                 warnings_before.append(
@@ -172,7 +194,7 @@ def assess(
             settings = {"readout": readout}
             used = {d: r.readout for d, r in dims.items()}
             steered_free = (
-                content_free_shares(scorer, list(bank), used, prior)
+                content_free_shares(scorer, list(bank), used, prior, contexts.check)
                 if intervention is not None and content_free
                 else None
             )
@@ -184,7 +206,7 @@ def assess(
             settings = {"runs": runs, "temperature": temperature}
     if steered_free is not None:
         scorer.state = "none" if clean else None
-        plain_free = content_free_shares(scorer, list(bank), used, prior)
+        plain_free = content_free_shares(scorer, list(bank), used, prior, contexts.check)
         extra["steered_content_free"] = {
             d: {
                 "readout": used[d],
@@ -195,7 +217,9 @@ def assess(
             }
             for d, share in steered_free.items()
         }
-    settings.update(seed=seed, system=system, intervention=intervention.describe() if intervention else None)
+    settings.update(
+        contexts=contexts.name, seed=seed, system=system, intervention=intervention.describe() if intervention else None
+    )
     return AssessmentResult(
         model=model.fingerprint.to_dict(),
         protocol=protocol,
@@ -232,7 +256,13 @@ def agreement(first: AssessmentResult, second: AssessmentResult) -> dict[str, An
     }
 
 
-def work_units(bank: ItemBank, protocol: str, readout: str = "auto", choose_on: ItemBank | None = None) -> int:
+def work_units(
+    bank: ItemBank,
+    protocol: str,
+    readout: str = "auto",
+    choose_on: ItemBank | None = None,
+    contexts: ContextSet = FOUR,
+) -> int:
     """How many progress ticks a run makes: scored sequences for logprob, items for sample.
     ``choose_on``: the items the ``auto`` readouts are chosen on, when not ``bank`` itself."""
     if protocol != "logprob":
@@ -242,8 +272,8 @@ def work_units(bank: ItemBank, protocol: str, readout: str = "auto", choose_on: 
     if readout == "auto":  # prior, content-free questions, two personas per dimension
         other = choose_on is not None and choose_on.content_hash() != bank.content_hash()
         c = len(choose_on) if other else n
-        prior = 2 * (n + (c if other else 0)) * len(PRIOR_QUESTIONS)
-        return main + prior + 4 * c * len(CONTENT_FREE_QUESTIONS) + 8 * c
+        prior = 2 * (n + (c if other else 0)) * len(contexts.prior)
+        return main + prior + 4 * c * len(contexts.check) + 8 * c
     if readout in CORRECTED_READOUTS:
-        return main + 2 * n * len(PRIOR_QUESTIONS)
+        return main + 2 * n * len(contexts.prior)
     return main

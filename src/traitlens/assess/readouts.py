@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from traitlens.assess.contexts import Context
 from traitlens.assess.requests import label_requests, option_requests
 from traitlens.assess.scorer import Scorer
 from traitlens.assess.stats import sigmoid
@@ -96,7 +97,7 @@ def _second_pole(item: Item) -> str:
 
 
 def label_readout(
-    scorer: Scorer, items: Sequence[Item], system: str | None = None, question: str | None = None
+    scorer: Scorer, items: Sequence[Item], system: str | None = None, question: Context | None = None
 ) -> dict[str, LabelScore]:
     requests = label_requests(list(items), system, question)
     logprobs = np.asarray(scorer.label_logprobs(requests), dtype=float)
@@ -117,7 +118,7 @@ def label_readout(
 
 
 def option_logliks(
-    scorer: Scorer, items: Sequence[Item], system: str | None = None, question: str | None = None
+    scorer: Scorer, items: Sequence[Item], system: str | None = None, question: Context | None = None
 ) -> dict[str, OptionLoglik]:
     """Each item's two options scored as replies (to the stem, or to ``question`` instead)."""
     requests = option_requests(list(items), system, question)
@@ -132,7 +133,7 @@ def option_logliks(
     return out
 
 
-def option_prior(scorer: Scorer, items: Sequence[Item], questions: Sequence[str]) -> dict[str, OptionLoglik]:
+def option_prior(scorer: Scorer, items: Sequence[Item], questions: Sequence[Context]) -> dict[str, OptionLoglik]:
     """The content-free prior of every option: its summed log-likelihood as the reply to each
     neutral question (no system prompt), averaged over the questions."""
     runs = [option_logliks(scorer, items, question=q) for q in questions]
@@ -174,7 +175,7 @@ def score_items(
     readouts: Sequence[str],
     prior: dict[str, OptionLoglik] | None = None,
     system: str | None = None,
-    question: str | None = None,
+    question: Context | None = None,
 ) -> ItemScores:
     """The passes ``readouts`` need, and nothing more."""
     labels = label_readout(scorer, items, system, question) if "label" in readouts else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from traitlens.assess.contexts import Context, resolve
 from traitlens.chat import Message, chat_messages
 from traitlens.instrument.items import Item, Option
 
@@ -50,10 +51,13 @@ class OptionRequest:
         return chat_messages(self.item.stem if self.question is None else self.question, system=self.system)
 
 
-def label_requests(items: list[Item], system: str | None = None, question: str | None = None) -> list[LabelRequest]:
-    """Every item in both orders, so a pure preference for one position cancels."""
-    return [LabelRequest(item, order, system, question) for item in items for order in ((0, 1), (1, 0))]
+def label_requests(items: list[Item], system: str | None = None, question: Context | None = None) -> list[LabelRequest]:
+    """Every item in both orders, so a pure preference for one position cancels. ``question``
+    (a neutral context, or one per item) replaces every stem."""
+    return [LabelRequest(item, order, system, resolve(question, item)) for item in items for order in ((0, 1), (1, 0))]
 
 
-def option_requests(items: list[Item], system: str | None = None, question: str | None = None) -> list[OptionRequest]:
-    return [OptionRequest(item, option, system, question) for item in items for option in item.options]
+def option_requests(
+    items: list[Item], system: str | None = None, question: Context | None = None
+) -> list[OptionRequest]:
+    return [OptionRequest(item, option, system, resolve(question, item)) for item in items for option in item.options]

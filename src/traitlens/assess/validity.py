@@ -1,8 +1,10 @@
 """Is a readout measuring the answer? Two checks per dimension and readout, and the ``auto`` choice.
 
 - Content-free share: the readout's answer when each item's question is replaced by a neutral
-  one that is not among the prior's questions ("Say something."). A readout that measures the
-  answer to the question has no reason to prefer a pole then, and gives about 50%.
+  context that is not among the prior's (``contexts.CHECK_CONTEXTS``: 16 of four kinds). A
+  readout that measures the answer to the question has no reason to prefer a pole then, and
+  gives about 50% -- in *every* context, not only on average: the spread (min, max, SD over
+  the contexts) is kept beside the mean.
 - Persona separation: the first pole's share under that pole's persona system prompt minus its
   share under the other pole's persona. A readout that cannot see a model told to be E or I
   cannot see a steering vector either.
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from traitlens.assess.contexts import FOUR, Context, ContextSet
 from traitlens.assess.readouts import (
     CORRECTED_READOUTS,
     SCORED_READOUTS,
@@ -32,9 +35,7 @@ from traitlens.instrument.items import DIMENSIONS, Item
 from traitlens.instrument.personas import persona_prompt
 
 __all__ = [
-    "PRIOR_QUESTIONS",
-    "CONTENT_FREE_QUESTIONS",
-    "CONTENT_FREE_TOLERANCE",
+    "Spread",
     "Validity",
     "measure_validity",
     "choose_readout",
@@ -42,35 +43,56 @@ __all__ = [
     "WORDING_FLAG",
 ]
 
-# The content-free prior of an option: its summed likelihood as the reply to these questions,
-# averaged. Measured on SmolLM2-135M: single neutral questions disagree a lot (a generic request
-# such as "Please answer." and a self-description request such as "What are you like?" tilt the
-# summed scores in opposite directions), so each set mixes both kinds.
-PRIOR_QUESTIONS = (
-    "Answer the question.",
-    "Tell me about yourself.",
-    "Reply to me.",
-    "How would you describe yourself?",
-)
-# The validity check asks other neutral questions, so a corrected readout is not 50% by construction.
-CONTENT_FREE_QUESTIONS = (
-    "Say something.",
-    "What are you like?",
-    "Please answer.",
-    "Describe yourself in one sentence.",
-)
-CONTENT_FREE_TOLERANCE = 0.05
 WORDING_FLAG = 0.05  # a steered content-free share this far from the unsteered one: the vector moves wording
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One readout's content-free share of the first pole in each neutral context, and the
+    gate of the context set it was measured with."""
+
+    shares: tuple[float, ...]
+    mean_tolerance: float = FOUR.mean_tolerance
+    context_tolerance: float | None = None
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.shares))
+
+    @property
+    def worst(self) -> float:
+        """The largest distance from 50% of any one context."""
+        return float(np.max(np.abs(np.asarray(self.shares) - 0.5)))
+
+    @property
+    def passes(self) -> bool:
+        within = self.context_tolerance is None or self.worst <= self.context_tolerance
+        return abs(self.mean - 0.5) <= self.mean_tolerance and within
+
+    def to_dict(self) -> dict:
+        return {
+            "mean": round(self.mean, 6),
+            "min": round(min(self.shares), 6),
+            "max": round(max(self.shares), 6),
+            "sd": round(float(np.std(self.shares, ddof=1)) if len(self.shares) > 1 else 0.0, 6),
+            "contexts": len(self.shares),
+            "passes": self.passes,
+        }
 
 
 @dataclass
 class Validity:
-    """Per dimension and readout: the content-free share of the first pole, and the first pole's
-    share under each pole's persona (first pole's persona, second pole's persona)."""
+    """Per dimension and readout: the content-free share of the first pole in each check context,
+    and the first pole's share under each pole's persona (first pole's, second pole's)."""
 
-    content_free: dict[str, dict[str, float]] = field(default_factory=dict)
+    spread: dict[str, dict[str, Spread]] = field(default_factory=dict)
     persona: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     label_gate: dict[str, tuple[bool, str]] = field(default_factory=dict)  # may label be used at all?
+
+    @property
+    def content_free(self) -> dict[str, dict[str, float]]:
+        """The mean content-free share, per dimension and readout."""
+        return {d: {r: s.mean for r, s in by.items()} for d, by in self.spread.items()}
 
     def separation(self, dimension: str, readout: str) -> float:
         under_first, under_second = self.persona[dimension][readout]
@@ -88,6 +110,7 @@ class Validity:
             out[dim] |= {
                 r: {
                     "content_free_share": round(shares[r], 6),
+                    "content_free_spread": self.spread[dim][r].to_dict(),
                     "persona_share": {
                         first: round(self.persona[dim][r][0], 6),
                         second: round(self.persona[dim][r][1], 6),
@@ -104,7 +127,7 @@ def measure_validity(
     items: Sequence[Item],
     readouts: Sequence[str],
     prior: dict[str, OptionLoglik] | None,
-    questions: Sequence[str] = CONTENT_FREE_QUESTIONS,
+    contexts: ContextSet = FOUR,
     label_gate: Callable[[list[LabelScore]], tuple[bool, str]] | None = None,
 ) -> Validity:
     """Content-free shares and persona shares for every dimension of ``items`` and readout.
@@ -119,10 +142,11 @@ def measure_validity(
             validity.label_gate[dim] = label_gate([labels[i.id] for i in items if i.dimension == dim])
         if not any(ok for ok, _ in validity.label_gate.values()):
             readouts.remove("label")
-    free = [score_items(scorer, items, readouts, prior, question=q) for q in questions]
+    free = [score_items(scorer, items, readouts, prior, question=q) for q in contexts.check]
+    gate = (contexts.mean_tolerance, contexts.context_tolerance)
     for dim in dims:
         dim_items = [i for i in items if i.dimension == dim]
-        validity.content_free[dim] = {r: float(np.mean([s.share(r, dim_items) for s in free])) for r in readouts}
+        validity.spread[dim] = {r: Spread(tuple(s.share(r, dim_items) for s in free), *gate) for r in readouts}
         first, second = DIMENSIONS[dim]
         under = [score_items(scorer, dim_items, readouts, prior, system=persona_prompt(p)) for p in (first, second)]
         validity.persona[dim] = {r: (under[0].share(r, dim_items), under[1].share(r, dim_items)) for r in readouts}
@@ -134,7 +158,7 @@ def content_free_shares(
     items: Sequence[Item],
     readout_by_dim: dict[str, str],
     prior: dict[str, OptionLoglik] | None,
-    questions: Sequence[str] = CONTENT_FREE_QUESTIONS,
+    questions: Sequence[Context] = FOUR.check,
 ) -> dict[str, float]:
     """Each dimension's first-pole share, read with its readout, when every question is replaced
     by a neutral one: on whatever is attached to the model now. Under a steering vector it says
@@ -152,21 +176,22 @@ def content_free_shares(
 
 
 def choose_readout(dimension: str, validity: Validity) -> tuple[str, str, bool]:
-    """(readout, why, valid): among readouts whose content-free share is within 50% +/-
-    ``CONTENT_FREE_TOLERANCE`` and whose persona separation is positive, the one that separates
-    the personas most; the label readout must also pass its own gate. With no valid readout,
-    the best-separating one is returned with ``valid = False``."""
+    """(readout, why, valid): among readouts whose content-free shares pass their context set's
+    gate (the mean near 50%, and with the ``wide`` set every single context too), and whose persona separation is positive, the one that separates the personas most; the
+    label readout must also pass its own gate. With no valid readout, the best-separating one
+    is returned with ``valid = False``."""
     candidates = validity.readouts(dimension)
     label_ok = validity.label_gate.get(dimension, (True, ""))
     rejected, valid = [], []
     if "label" not in candidates and not label_ok[0]:
         rejected.append(f"label: {label_ok[1]}")
     for r in candidates:
-        free, sep = validity.content_free[dimension][r], validity.separation(dimension, r)
+        spread, sep = validity.spread[dimension][r], validity.separation(dimension, r)
         if r == "label" and not label_ok[0]:
             rejected.append(f"label: {label_ok[1]}")
-        elif abs(free - 0.5) > CONTENT_FREE_TOLERANCE:
-            rejected.append(f"{r}: content-free share {free:.1%}")
+        elif not spread.passes:
+            low, high = min(spread.shares), max(spread.shares)
+            rejected.append(f"{r}: content-free share {spread.mean:.1%} (contexts {low:.0%}-{high:.0%})")
         elif sep <= 0:
             rejected.append(f"{r}: persona separation {100 * sep:+.1f} pts")
         else:

@@ -14,9 +14,18 @@ __all__ = ["assess_command"]
 def assess_command(
     model: str = ModelOption,
     items: Path | None = typer.Option(
-        None, "--items", help="Item file (.jsonl, 93-item .json, .csv); default: the shipped bank."
+        None,
+        "--items",
+        help="Item file (.jsonl, 93-item .json, .csv), or 'short' for the shipped short-option bank; "
+        "default: the shipped sentence bank.",
     ),
-    split: str = typer.Option("eval", help="eval, train or all."),
+    split: str = typer.Option("eval", help="eval, train, all (train and eval) or confirm (sealed: final reports)."),
+    contexts: str = typer.Option(
+        "four", "--contexts", help="Neutral contexts of the prior and the content-free check: four or wide."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse a bank with a missing split or unbalanced option positions or lengths."
+    ),
     protocol: str = typer.Option("logprob", help="logprob (deterministic, default) or sample (the paper's)."),
     readout: str = typer.Option(
         "auto", help="auto, label, option, option_sum, pmi or pmi_mean (logprob protocol); auto picks by validity."
@@ -39,10 +48,11 @@ def assess_command(
     from traitlens._io import write_text
     from traitlens.assess import PROTOCOLS, READOUTS, agreement, assess, check_system, work_units
     from traitlens.assess.api import MAX_RUNS, readout_items
+    from traitlens.assess.contexts import context_set
     from traitlens.assess.readouts import CORRECTED_READOUTS
     from traitlens.assess.report import assessment_markdown, assessment_table, plot_assessment
     from traitlens.errors import TraitlensError
-    from traitlens.instrument.items import default_items, load_items
+    from traitlens.instrument.items import default_items, load_items, short_items
 
     if protocol not in PROTOCOLS:
         raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")
@@ -51,25 +61,37 @@ def assess_command(
     check_system(system)
     if not 1 <= runs <= MAX_RUNS:
         raise TraitlensError(f"--runs must be between 1 and {MAX_RUNS}, not {runs}")
-    bank = load_items(items) if items else default_items()
+    context_set(contexts)
+    shipped = {"short": short_items}
+    bank = (
+        default_items()
+        if items is None
+        else shipped[str(items)]()
+        if str(items) in shipped and not items.exists()
+        else load_items(items)
+    )
     bank.select(split)  # validate before the slow model load
     second = load_items(second_items) if second_items else None
     loaded = load_with_status(model, dtype)
     intervention = _intervention(vector, alpha, loaded)
     options = dict(
         protocol=protocol, readout=readout, runs=runs, temperature=temperature, seed=seed,
-        intervention=intervention, system=system,
+        intervention=intervention, system=system, contexts=contexts,
     )  # fmt: skip
     reported = bank.select(split)
     chooser, _ = readout_items(bank, reported, reported.dimensions())
-    with progress_bar(f"assess ({protocol})", work_units(reported, protocol, readout, chooser)) as advance:
-        result = assess(loaded, bank, split=split, progress=advance, **options)
+    with progress_bar(
+        f"assess ({protocol})", work_units(reported, protocol, readout, chooser, context_set(contexts))
+    ) as advance:
+        result = assess(loaded, bank, split=split, progress=advance, strict=strict, **options)
     if second is not None:  # a second instrument, administered whole and read the same way
         if protocol == "logprob" and readout == "auto":
             options["readout"] = {d: r.readout for d, r in result.dimensions.items()}
             corrected = set(options["readout"].values()) & set(CORRECTED_READOUTS)
             readout = "pmi" if corrected else "option"  # for the count of passes below
-        with progress_bar(f"assess {second.source}", work_units(second, protocol, readout)) as advance:
+        with progress_bar(
+            f"assess {second.source}", work_units(second, protocol, readout, contexts=context_set(contexts))
+        ) as advance:
             other = assess(loaded, second, split="all", progress=advance, **options)
         result.validity["agreement"] = agreement(result, other)
         result.validity["second_instrument"] = {

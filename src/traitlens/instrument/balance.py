@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["LengthBalance", "length_balance", "MAX_MEAN_DIFF", "MAX_LONGER_IMBALANCE"]
+__all__ = [
+    "LengthBalance",
+    "length_balance",
+    "position_problems",
+    "split_problems",
+    "bank_problems",
+    "MAX_MEAN_DIFF",
+    "MAX_LONGER_IMBALANCE",
+]
 
 MAX_MEAN_DIFF = 1.0  # tokens
 # |pairs where the first pole is longer - pairs where the second is| may be at most this share
@@ -59,3 +67,53 @@ def length_balance(
         dim: LengthBalance(dim, len(d), sum(x > 0 for x in d), sum(x < 0 for x in d), sum(d) / len(d))
         for dim, d in diffs.items()
     }
+
+
+def position_problems(items: Iterable) -> list[str]:
+    """Per dimension and split: is one pole's option listed first much more often? (The
+    label readout and any reader of a listed item sees the order; a balanced bank lists each
+    pole first in about half of the items.)"""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for item in items:
+        first = item.options[0].pole == item.first_pole
+        counts.setdefault((item.dimension, item.split), []).append(int(first))
+    problems = []
+    for (dim, split), firsts in sorted(counts.items()):
+        n, ahead = len(firsts), sum(firsts)
+        if abs(ahead - (n - ahead)) > max(2.0, MAX_LONGER_IMBALANCE * n):
+            problems.append(f"{dim} {split}: the first pole's option is listed first in {ahead} of {n} items")
+    return problems
+
+
+def split_problems(items: Iterable, required: tuple[str, ...] = ("train", "eval")) -> list[str]:
+    """Dimensions that lack a split: without train items every choice is made on the items reported."""
+    present: dict[str, set[str]] = {}
+    for item in items:
+        present.setdefault(item.dimension, set()).add(item.split)
+    return [
+        f"{dim}: no {', '.join(s for s in required if s not in splits)} items"
+        for dim, splits in present.items()
+        if any(s not in splits for s in required)
+    ]
+
+
+def bank_problems(
+    items, count_tokens: Callable[[str], int] | None = None, required: tuple[str, ...] = ("train", "eval")
+) -> list[str]:
+    """Everything unbalanced or missing in a bank, one line each: the ``required`` splits,
+    option positions and (with ``count_tokens``; else words) option lengths per split."""
+    items = list(items)
+    count = count_tokens or (lambda text: len(text.split()))
+    problems = split_problems(items, required) + position_problems(items)
+    for split in sorted({i.split for i in items}):
+        pairs = [
+            (i.dimension, i.option_for(i.first_pole).text, next(o.text for o in i.options if o.pole != i.first_pole))
+            for i in items
+            if i.split == split
+        ]
+        problems += [
+            f"{split} options are length-unbalanced: {b.describe()}"
+            for b in length_balance(pairs, count).values()
+            if not b.balanced
+        ]
+    return problems

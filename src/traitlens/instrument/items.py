@@ -8,8 +8,12 @@ Our JSONL format, one item per line::
                  {"text": "I book the flight and decide the rest as I go.", "pole": "P"}]}
 
 ``dimension`` is one of EI, SN, TF, JP; each option's ``pole`` is one letter of it, and the two
-options hold different poles. ``split`` is ``train`` (fits directions) or ``eval`` (measures);
-it defaults to ``eval``. Also read: the 93-item JSON layout of public LLM-MBTI code
+options hold different poles. ``split`` is ``train`` (everything that chooses reads it),
+``eval`` (development reports) or ``confirm`` (sealed: only final reports read it, and only by
+asking for it by name; ``"all"`` means the unsealed splits); it defaults to ``eval``. Optional:
+``style`` (adjectives, behaviours, ...) and ``paraphrase`` (``{"stem", "options"}``, the same
+item reworded, options in the same order), which the reliability report compares with the item.
+Items that repeat one another across splits (nearly the same words) are refused, naming both. Also read: the 93-item JSON layout of public LLM-MBTI code
 (``{"1": {"question": "stem\\nA. ...\\nB. ...", "A": "J", "B": "P"}}``) and a CSV with columns
 ``id,dimension,stem,option_a,pole_a,option_b,pole_b[,split]``.
 """
@@ -36,7 +40,10 @@ __all__ = [
     "ItemBank",
     "load_items",
     "default_items",
+    "short_items",
     "Trait",
+    "SPLITS",
+    "SEALED",
 ]
 
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -46,7 +53,9 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "JP": ("J", "P"),
 }
 _POLE_TO_DIMENSION = {pole: dim for dim, poles in DIMENSIONS.items() for pole in poles}
-SPLITS = ("train", "eval")
+SPLITS = ("train", "eval", "confirm")
+SEALED = "confirm"  # read only when asked for by name, never by "all"
+NEAR_DUPLICATE = 0.8  # word-set Jaccard of stem + options at which two items are one item
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,22 @@ class Item:
     stem: str
     options: tuple[Option, Option]
     split: str = "eval"
+    style: str | None = None
+    paraphrase: tuple[str, tuple[Option, Option]] | None = None  # (stem, options) reworded
+
+    def reworded(self) -> Item:
+        """The paraphrase as an item of its own (id ``<id>~p``); needs ``paraphrase``."""
+        if self.paraphrase is None:
+            raise TraitlensError(f"item {self.id} has no paraphrase")
+        stem, options = self.paraphrase
+        return Item(f"{self.id}~p", self.dimension, stem, options, self.split, self.style)
+
+    def words(self) -> frozenset[str]:
+        """The lower-cased words of the stem and both options (and of the paraphrase)."""
+        texts = [self.stem, *(o.text for o in self.options)]
+        if self.paraphrase is not None:
+            texts += [self.paraphrase[0], *(o.text for o in self.paraphrase[1])]
+        return frozenset(re.findall(r"[a-z0-9']+", " ".join(texts).lower()))
 
     def option_for(self, pole: str) -> Option:
         return next(o for o in self.options if o.pole == pole)
@@ -119,13 +144,15 @@ class ItemBank:
         return iter(self.items)
 
     def select(self, split: str = "all", dimensions: str | Iterable[str] | None = None) -> ItemBank:
-        """Items of one split and some dimensions; a requested dimension with none is an error."""
+        """Items of one split and some dimensions; a requested dimension with none is an error.
+        ``"all"`` is every split but the sealed ``confirm``, which only its own name reads."""
         if split not in (*SPLITS, "all"):
-            raise TraitlensError(f"unknown split '{split}': use train, eval or all")
+            raise TraitlensError(f"unknown split '{split}': use train, eval, confirm or all")
         if isinstance(dimensions, str):
             dimensions = [dimensions]
         wanted = list(dimensions) if dimensions is not None else self.dimensions()
-        chosen = tuple(i for i in self.items if i.dimension in wanted and (split == "all" or i.split == split))
+        splits = [s for s in SPLITS if s != SEALED] if split == "all" else [split]
+        chosen = tuple(i for i in self.items if i.dimension in wanted and i.split in splits)
         for dim in wanted:
             if not any(i.dimension == dim for i in chosen):
                 raise TraitlensError(f"{self.source}: dimension {dim} has no items in split '{split}'")
@@ -137,20 +164,24 @@ class ItemBank:
     def by_dimension(self, dimension: str) -> list[Item]:
         return [i for i in self.items if i.dimension == dimension]
 
+    def splits(self) -> list[str]:
+        return [s for s in SPLITS if any(i.split == s for i in self.items)]
+
+    def reworded(self) -> ItemBank:
+        """The paraphrases of the items that have one, as a bank of their own."""
+        return ItemBank(tuple(i.reworded() for i in self.items if i.paraphrase is not None), self.source + "~p")
+
     def content_hash(self) -> str:
-        payload = json.dumps(
-            [[i.id, i.dimension, i.stem, [[o.text, o.pole] for o in i.options], i.split] for i in self.items]
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        def row(i: Item) -> list:
+            out = [i.id, i.dimension, i.stem, [[o.text, o.pole] for o in i.options], i.split]
+            if i.paraphrase is not None:  # banks without paraphrases keep their earlier hash
+                out.append([i.paraphrase[0], [[o.text, o.pole] for o in i.paraphrase[1]]])
+            return out
+
+        return hashlib.sha256(json.dumps([row(i) for i in self.items]).encode()).hexdigest()[:16]
 
 
-def _make_item(where: str, raw_id, dimension, stem, options: Sequence[tuple], split) -> Item:
-    item_id = str(raw_id).strip() if raw_id is not None else ""
-    label = f"{where} (item {item_id or '?'})"
-    if not item_id:
-        raise TraitlensError(f"{label}: missing id")
-    if not isinstance(stem, str) or not stem.strip():
-        raise TraitlensError(f"{label}: empty stem")
+def _options(label: str, options: Sequence[tuple]) -> tuple[Option, Option]:
     if len(options) != 2:
         raise TraitlensError(f"{label}: needs exactly two options, found {len(options)}")
     parsed = []
@@ -163,16 +194,45 @@ def _make_item(where: str, raw_id, dimension, stem, options: Sequence[tuple], sp
         parsed.append(Option(text.strip(), pole))
     if parsed[0].pole == parsed[1].pole:
         raise TraitlensError(f"{label}: both options are on pole '{parsed[0].pole}'")
-    dims = {_POLE_TO_DIMENSION[o.pole] for o in parsed}
-    if len(dims) != 1:
+    if _POLE_TO_DIMENSION[parsed[0].pole] != _POLE_TO_DIMENSION[parsed[1].pole]:
         raise TraitlensError(f"{label}: options mix dimensions ({parsed[0].pole}/{parsed[1].pole})")
-    (derived,) = dims
+    return parsed[0], parsed[1]
+
+
+def _paraphrase(label: str, raw, options: tuple[Option, Option]) -> tuple[str, tuple[Option, Option]] | None:
+    if raw is None:
+        return None
+    try:
+        stem, reworded = raw["stem"], [(o.get("text"), o.get("pole")) for o in raw["options"]]
+    except (KeyError, TypeError, AttributeError):
+        raise TraitlensError(f"{label}: paraphrase must be {{stem, options: [{{text, pole}}, ...]}}") from None
+    if not isinstance(stem, str) or not stem.strip():
+        raise TraitlensError(f"{label}: empty paraphrase stem")
+    parsed = _options(f"{label} paraphrase", reworded)
+    if [o.pole for o in parsed] != [o.pole for o in options]:
+        raise TraitlensError(f"{label}: the paraphrase's options must keep the item's pole order")
+    return stem.strip(), parsed
+
+
+def _make_item(
+    where: str, raw_id, dimension, stem, options: Sequence[tuple], split, style=None, paraphrase=None
+) -> Item:
+    item_id = str(raw_id).strip() if raw_id is not None else ""
+    label = f"{where} (item {item_id or '?'})"
+    if not item_id:
+        raise TraitlensError(f"{label}: missing id")
+    if not isinstance(stem, str) or not stem.strip():
+        raise TraitlensError(f"{label}: empty stem")
+    parsed = _options(label, options)
+    derived = _POLE_TO_DIMENSION[parsed[0].pole]
     if dimension is not None and str(dimension).strip().upper() != derived:
         raise TraitlensError(f"{label}: dimension '{dimension}' does not match poles {derived}")
-    split = (split or "eval").strip().lower()
+    split = str(split or "eval").strip().lower()
     if split not in SPLITS:
-        raise TraitlensError(f"{label}: unknown split '{split}' (use train or eval)")
-    return Item(item_id, derived, stem.strip(), (parsed[0], parsed[1]), split)
+        raise TraitlensError(f"{label}: unknown split '{split}' (use train, eval or confirm)")
+    if style is not None and not isinstance(style, str):
+        raise TraitlensError(f"{label}: style must be text")
+    return Item(item_id, derived, stem.strip(), parsed, split, style, _paraphrase(label, paraphrase, parsed))
 
 
 def _read_jsonl(path: Path) -> list[Item]:
@@ -182,7 +242,18 @@ def _read_jsonl(path: Path) -> list[Item]:
             options = [(o.get("text"), o.get("pole")) for o in raw.get("options", [])]
         except (AttributeError, TypeError):
             raise TraitlensError(f"{where}: options must be a list of {{text, pole}} objects") from None
-        items.append(_make_item(where, raw.get("id"), raw.get("dimension"), raw.get("stem"), options, raw.get("split")))
+        items.append(
+            _make_item(
+                where,
+                raw.get("id"),
+                raw.get("dimension"),
+                raw.get("stem"),
+                options,
+                raw.get("split"),
+                raw.get("style"),
+                raw.get("paraphrase"),
+            )
+        )
     return items
 
 
@@ -245,7 +316,24 @@ def _check_bank(items: list[Item], source: str) -> ItemBank:
         seen.add(item.id)
     if not items:
         raise TraitlensError(f"{source}: no items")
+    _refuse_near_duplicates(items, source)
     return ItemBank(tuple(items), source)
+
+
+def _refuse_near_duplicates(items: list[Item], source: str) -> None:
+    """Two items in different splits with (nearly) the same words would let a choice made on
+    one split be read back on another: refused, naming both."""
+    words = [(item, item.words()) for item in items]
+    for k, (a, wa) in enumerate(words):
+        for b, wb in words[k + 1 :]:
+            if a.split == b.split or a.dimension != b.dimension:
+                continue
+            overlap = len(wa & wb) / max(len(wa | wb), 1)
+            if overlap >= NEAR_DUPLICATE:
+                raise TraitlensError(
+                    f"{source}: items '{a.id}' ({a.split}) and '{b.id}' ({b.split}) are near-duplicates "
+                    f"({overlap:.0%} of their words shared); one item must not sit in two splits"
+                )
 
 
 def load_items(path: str | Path) -> ItemBank:
@@ -261,6 +349,19 @@ def load_items(path: str | Path) -> ItemBank:
 
 
 def default_items() -> ItemBank:
-    """The shipped bank: 32 original items per dimension, half train, half eval."""
-    with resources.as_file(resources.files("traitlens.instrument.data") / "items.jsonl") as path:
+    """The shipped bank: 32 original items per dimension with sentence-long options, half
+    train, half eval."""
+    return _shipped("items.jsonl")
+
+
+def short_items() -> ItemBank:
+    """The short-option bank, all written for traitlens: 72 items per dimension whose options
+    are a word or a short phrase, in four styles (adjectives, behaviours, preferences, short
+    scenarios), each pole's option listed first in half of each split. 24 train, 16 eval and 32
+    sealed ``confirm`` items per dimension; every confirm item has a paraphrase."""
+    return _shipped("short.jsonl")
+
+
+def _shipped(name: str) -> ItemBank:
+    with resources.as_file(resources.files("traitlens.instrument.data") / name) as path:
         return load_items(path)

@@ -21,7 +21,7 @@ from traitlens._io import read_jsonl, read_text
 from traitlens.assess.requests import LabelRequest
 from traitlens.chat import Message, chat_messages
 from traitlens.errors import TraitlensError
-from traitlens.instrument.items import DIMENSIONS, ItemBank
+from traitlens.instrument.items import DIMENSIONS, SEALED, ItemBank
 
 __all__ = [
     "Side",
@@ -91,9 +91,10 @@ class ContrastSet:
 
 def item_pairs(bank: ItemBank, listed: bool = False) -> ContrastSet:
     """Each item's bare stem answered with each option. With ``listed``, also the numbered
-    list in both orders, answered with the option's text, so position is balanced across poles."""
+    list in both orders, answered with the option's text, so position is balanced across poles.
+    Sealed (``confirm``) items are never read: directions are fitted and judged on the others."""
     pairs = []
-    for item in bank:
+    for item in (i for i in bank if i.split != SEALED):
         second_pole = next(o.pole for o in item.options if o.pole != item.first_pole)
         first, second = item.option_for(item.first_pole), item.option_for(second_pole)
         stem = tuple(chat_messages(item.stem))
