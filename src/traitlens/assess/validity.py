@@ -1,10 +1,10 @@
 """Is a readout measuring the answer? Two checks per dimension and readout, and the ``auto`` choice.
 
 - Content-free share: the readout's answer when each item's question is replaced by a neutral
-  context that is not among the prior's (``contexts.CHECK_CONTEXTS``: 16 of four kinds). A
-  readout that measures the answer to the question has no reason to prefer a pole then, and
-  gives about 50% -- in *every* context, not only on average: the spread (min, max, SD over
-  the contexts) is kept beside the mean.
+  context that is not among the prior's (a ``contexts.ContextSet``: ``FOUR`` questions, or
+  ``WIDE``, 16 contexts of four kinds). A readout that measures the answer to the question has
+  no reason to prefer a pole then, and gives about 50% -- in *every* context, not only on
+  average: the spread (min, max, SD over the contexts) is kept beside the mean.
 - Persona separation: the first pole's share under that pole's persona system prompt minus its
   share under the other pole's persona. A readout that cannot see a model told to be E or I
   cannot see a steering vector either.
