@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -19,8 +20,8 @@ from traitlens.assess.validity import (
     measure_validity,
 )
 from traitlens.errors import TraitlensError
-from traitlens.instrument.balance import bank_problems, length_balance
-from traitlens.instrument.items import DIMENSIONS, ItemBank, default_items
+from traitlens.instrument.balance import bank_problems, length_balance, pole_texts
+from traitlens.instrument.items import ItemBank, default_items
 from traitlens.options import RunOptions
 
 __all__ = [
@@ -69,21 +70,18 @@ def _balance(model, bank: ItemBank, bank_all: ItemBank, strict: bool) -> tuple[d
     """The reported items' length balance, and every problem of the whole bank (missing splits,
     option positions, lengths per split): warnings, or with ``strict`` one error."""
 
+    @functools.cache  # the reported items' texts are counted for both reports
     def count(text: str) -> int:
         return len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    # Without --strict a bank without train items is read as before (its warning is the auto
-    # readouts'); a bank that only some dimensions' splits are missing from still says so.
+    # Missing splits are only an error under --strict: without it, a bank without train items
+    # is read as before, and its warning is the one the auto readouts give.
     problems = bank_problems(bank_all.items, count, required=("train", "eval") if strict else ())
     if strict and problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise TraitlensError(f"{bank_all.source}: {problems[0]}{more}; without --strict it is assessed with a warning")
 
-    pairs = [
-        (i.dimension, i.option_for(DIMENSIONS[i.dimension][0]).text, i.option_for(DIMENSIONS[i.dimension][1]).text)
-        for i in bank
-    ]
-    balance = length_balance(pairs, count)
+    balance = length_balance(pole_texts(bank), count)
     return {d: b.to_dict() for d, b in balance.items()}, [f"{bank_all.source}: {p}" for p in problems]
 
 
@@ -132,9 +130,9 @@ def assess(
     does not depend on them unless ``options.fast``. ``contexts`` names the neutral contexts of
     the prior and of the content-free check (``traitlens.assess.contexts``): ``four`` (four
     questions each, gated on the mean) or ``wide`` (33 and 16 of four kinds, gated on every
-    context); the check's spread over its contexts is in ``validity.content_free_spread``. A bank with a
-    missing split or unbalanced option positions or lengths is assessed with a warning, or with
-    ``strict`` refused before any pass."""
+    context); the check's spread over its contexts is in ``validity.content_free_spread``. A
+    bank with a missing split or unbalanced option positions or lengths is assessed with a
+    warning, or with ``strict`` refused before any pass."""
     if protocol not in PROTOCOLS:
         raise TraitlensError(f"unknown protocol '{protocol}': use {' or '.join(PROTOCOLS)}")
     named = set(readout.values()) if isinstance(readout, dict) else {readout}

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from traitlens.errors import TraitlensError
 from traitlens.instrument.items import Item
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "CONTEXT_SETS",
     "context_set",
     "resolve",
-    "describe",
 ]
 
 
@@ -135,21 +135,13 @@ class ContextSet:
     context_tolerance: float | None
 
 
-# The earlier sets: four neutral questions each, gated on the mean only.
-FOUR = ContextSet(
-    "four",
-    ("Answer the question.", "Tell me about yourself.", "Reply to me.", "How would you describe yourself?"),
-    ("Say something.", "What are you like?", "Please answer.", "Describe yourself in one sentence."),
-    0.05,
-    None,
-)
+# The earlier sets, the first four of each: four neutral questions each, gated on the mean only.
+FOUR = ContextSet("four", PRIOR_CONTEXTS[:4], CHECK_CONTEXTS[:4], 0.05, None)
 WIDE = ContextSet("wide", PRIOR_CONTEXTS, CHECK_CONTEXTS, 0.03, 0.10)
 CONTEXT_SETS = {s.name: s for s in (FOUR, WIDE)}
 
 
 def context_set(name: str | ContextSet) -> ContextSet:
-    from traitlens.errors import TraitlensError
-
     if isinstance(name, ContextSet):
         return name
     if name not in CONTEXT_SETS:
@@ -160,7 +152,3 @@ def context_set(name: str | ContextSet) -> ContextSet:
 def resolve(context: Context | None, item: Item) -> str | None:
     """The text that replaces ``item``'s stem (``None``: the stem itself)."""
     return context(item) if callable(context) else context
-
-
-def describe(context: Context) -> str:
-    return str(context)

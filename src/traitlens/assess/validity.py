@@ -52,8 +52,8 @@ class Spread:
     gate of the context set it was measured with."""
 
     shares: tuple[float, ...]
-    mean_tolerance: float = FOUR.mean_tolerance
-    context_tolerance: float | None = None
+    mean_tolerance: float
+    context_tolerance: float | None
 
     @property
     def mean(self) -> float:
@@ -177,9 +177,10 @@ def content_free_shares(
 
 def choose_readout(dimension: str, validity: Validity) -> tuple[str, str, bool]:
     """(readout, why, valid): among readouts whose content-free shares pass their context set's
-    gate (the mean near 50%, and with the ``wide`` set every single context too), and whose persona separation is positive, the one that separates the personas most; the
-    label readout must also pass its own gate. With no valid readout, the best-separating one
-    is returned with ``valid = False``."""
+    gate (the mean near 50%, and with the ``wide`` set every single context too) and whose
+    persona separation is positive, the one that separates the personas most; the label
+    readout must also pass its own gate. With no valid readout, the best-separating one is
+    returned with ``valid = False``."""
     candidates = validity.readouts(dimension)
     label_ok = validity.label_gate.get(dimension, (True, ""))
     rejected, valid = [], []

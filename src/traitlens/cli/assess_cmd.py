@@ -61,15 +61,13 @@ def assess_command(
     check_system(system)
     if not 1 <= runs <= MAX_RUNS:
         raise TraitlensError(f"--runs must be between 1 and {MAX_RUNS}, not {runs}")
-    context_set(contexts)
-    shipped = {"short": short_items}
-    bank = (
-        default_items()
-        if items is None
-        else shipped[str(items)]()
-        if str(items) in shipped and not items.exists()
-        else load_items(items)
-    )
+    neutral = context_set(contexts)
+    if items is None:
+        bank = default_items()
+    elif str(items) == "short" and not items.exists():
+        bank = short_items()
+    else:
+        bank = load_items(items)
     bank.select(split)  # validate before the slow model load
     second = load_items(second_items) if second_items else None
     loaded = load_with_status(model, dtype)
@@ -80,9 +78,7 @@ def assess_command(
     )  # fmt: skip
     reported = bank.select(split)
     chooser, _ = readout_items(bank, reported, reported.dimensions())
-    with progress_bar(
-        f"assess ({protocol})", work_units(reported, protocol, readout, chooser, context_set(contexts))
-    ) as advance:
+    with progress_bar(f"assess ({protocol})", work_units(reported, protocol, readout, chooser, neutral)) as advance:
         result = assess(loaded, bank, split=split, progress=advance, strict=strict, **options)
     if second is not None:  # a second instrument, administered whole and read the same way
         if protocol == "logprob" and readout == "auto":
@@ -90,7 +86,7 @@ def assess_command(
             corrected = set(options["readout"].values()) & set(CORRECTED_READOUTS)
             readout = "pmi" if corrected else "option"  # for the count of passes below
         with progress_bar(
-            f"assess {second.source}", work_units(second, protocol, readout, contexts=context_set(contexts))
+            f"assess {second.source}", work_units(second, protocol, readout, contexts=neutral)
         ) as advance:
             other = assess(loaded, second, split="all", progress=advance, **options)
         result.validity["agreement"] = agreement(result, other)

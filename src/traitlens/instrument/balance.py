@@ -14,6 +14,7 @@ from dataclasses import dataclass
 __all__ = [
     "LengthBalance",
     "length_balance",
+    "pole_texts",
     "position_problems",
     "split_problems",
     "bank_problems",
@@ -69,6 +70,14 @@ def length_balance(
     }
 
 
+def pole_texts(items: Iterable) -> list[tuple[str, str, str]]:
+    """(dimension, first pole's option text, second pole's option text) per item."""
+    return [
+        (i.dimension, i.option_for(i.first_pole).text, next(o.text for o in i.options if o.pole != i.first_pole))
+        for i in items
+    ]
+
+
 def position_problems(items: Iterable) -> list[str]:
     """Per dimension and split: is one pole's option listed first much more often? (The
     label readout and any reader of a listed item sees the order; a balanced bank lists each
@@ -106,11 +115,7 @@ def bank_problems(
     count = count_tokens or (lambda text: len(text.split()))
     problems = split_problems(items, required) + position_problems(items)
     for split in sorted({i.split for i in items}):
-        pairs = [
-            (i.dimension, i.option_for(i.first_pole).text, next(o.text for o in i.options if o.pole != i.first_pole))
-            for i in items
-            if i.split == split
-        ]
+        pairs = pole_texts(i for i in items if i.split == split)
         problems += [
             f"{split} options are length-unbalanced: {b.describe()}"
             for b in length_balance(pairs, count).values()

@@ -13,7 +13,8 @@ options hold different poles. ``split`` is ``train`` (everything that chooses re
 asking for it by name; ``"all"`` means the unsealed splits); it defaults to ``eval``. Optional:
 ``style`` (adjectives, behaviours, ...) and ``paraphrase`` (``{"stem", "options"}``, the same
 item reworded, options in the same order), which the reliability report compares with the item.
-Items that repeat one another across splits (nearly the same words) are refused, naming both. Also read: the 93-item JSON layout of public LLM-MBTI code
+Items that repeat one another across splits (nearly the same words) are refused, naming both.
+Also read: the 93-item JSON layout of public LLM-MBTI code
 (``{"1": {"question": "stem\\nA. ...\\nB. ...", "A": "J", "B": "P"}}``) and a CSV with columns
 ``id,dimension,stem,option_a,pole_a,option_b,pole_b[,split]``.
 """
@@ -163,9 +164,6 @@ class ItemBank:
 
     def by_dimension(self, dimension: str) -> list[Item]:
         return [i for i in self.items if i.dimension == dimension]
-
-    def splits(self) -> list[str]:
-        return [s for s in SPLITS if any(i.split == s for i in self.items)]
 
     def reworded(self) -> ItemBank:
         """The paraphrases of the items that have one, as a bank of their own."""
